@@ -1,0 +1,248 @@
+"""Typed settings from the environment: the one place the app reads configuration.
+
+Every setting the app reads is declared in ``SETTINGS`` (name, default, description, secret flag).
+The README's configuration table, ``local.settings.sample.json`` and the Bicep template's app
+settings are checked against this list by tests, so a new setting must be added here first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None
+    description: str
+    secret: bool = False
+    # Settings Azure sets itself (or that only exist locally) need no entry in the Bicep template.
+    azure_managed: bool = False
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Storage: a connection string locally, identity-based (DefaultAzureCredential) in Azure.
+    Setting(
+        "AzureWebJobsStorage",
+        None,
+        "Storage connection string (Azurite locally). Leave unset in Azure and use the identity settings.",
+        secret=True,
+        azure_managed=True,
+    ),
+    Setting(
+        "AzureWebJobsStorage__accountName",
+        None,
+        "Storage account name for identity-based access (Azure). Used when AzureWebJobsStorage is unset.",
+    ),
+    Setting(
+        "AzureWebJobsStorage__clientId",
+        None,
+        "Client id of a user-assigned identity for storage; empty = system-assigned identity.",
+        azure_managed=True,
+    ),
+    # Schedule
+    Setting(
+        "SYNC_SCHEDULE",
+        "0 */30 * * * *",
+        "NCRONTAB (6 fields, seconds first) of the scheduled modified sync.",
+    ),
+    # Entra ID app registration used for both services (client credentials).
+    Setting("ENTRA_TENANT_ID", None, "Directory (tenant) id of the app registration."),
+    Setting("ENTRA_CLIENT_ID", None, "Application (client) id of the app registration."),
+    Setting(
+        "ENTRA_CLIENT_SECRET",
+        None,
+        "Client secret (a Key Vault reference in Azure). Either this or the certificate.",
+        secret=True,
+    ),
+    Setting(
+        "ENTRA_CLIENT_CERTIFICATE_PATH",
+        "",
+        "Path to a PEM file with the certificate and private key, instead of a secret.",
+    ),
+    Setting(
+        "ENTRA_AUTHORITY_HOST",
+        "https://login.microsoftonline.com",
+        "Token authority host; devstack points it at the local authority.",
+    ),
+    Setting(
+        "ENTRA_CA_BUNDLE",
+        "",
+        "Extra CA bundle trusted for the token authority only (devstack's generated CA). Empty = system CAs.",
+    ),
+    # Dataverse
+    Setting("DATAVERSE_URL", None, "Environment URL, e.g. https://contoso.crm4.dynamics.com."),
+    Setting("DATAVERSE_SCOPE", "", "OAuth scope; empty = <DATAVERSE_URL>/.default."),
+    Setting("DATAVERSE_PAGE_SIZE", "5000", "Records per page read (odata.maxpagesize, max 5000)."),
+    Setting(
+        "DATAVERSE_BULK_SIZE", "1000", "Records per UpsertMultiple/CreateMultiple/UpdateMultiple (max 1000)."
+    ),
+    Setting("DATAVERSE_MAX_CONCURRENCY", "52", "Concurrent requests per process (service limit 52)."),
+    # Business Central
+    Setting("BC_API_URL", "https://api.businesscentral.dynamics.com", "Business Central API host."),
+    Setting("BC_TENANT_ID", "", "BC tenant (Entra tenant id); empty = ENTRA_TENANT_ID."),
+    Setting("BC_ENVIRONMENT", "production", "BC environment name."),
+    Setting("BC_COMPANY_ID", "", "Company id (GUID); empty = the first company the API lists."),
+    Setting("BC_SCOPE", "https://api.businesscentral.dynamics.com/.default", "OAuth scope for BC."),
+    Setting("BC_PAGE_SIZE", "5000", "Records per page read (odata.maxpagesize)."),
+    Setting("BC_BATCH_SIZE", "100", "Operations per JSON $batch request (max 100)."),
+    Setting("BC_MAX_CONCURRENCY", "5", "Concurrent requests per process (service limit 5)."),
+    Setting(
+        "BC_WEB_CLIENT_URL",
+        "https://businesscentral.dynamics.com",
+        "BC web client base URL; the CRM ribbon button redirects there.",
+    ),
+    # HTTP behaviour shared by both connectors
+    Setting("HTTP_TIMEOUT_SECONDS", "60", "Timeout of one HTTP request to BC or Dataverse."),
+    Setting(
+        "HTTP_MAX_ATTEMPTS", "8", "Attempts per request before a typed error (429/5xx/connection errors)."
+    ),
+    Setting("HTTP_MAX_RETRY_SECONDS", "300", "Upper bound of the total time spent retrying one request."),
+    # Engine
+    Setting("SLICE_MAX_RECORDS", "5000", "Source records processed by one queue message (one slice)."),
+    Setting(
+        "LEASE_SECONDS", "600", "How long a worker holds a mapping lease before the sweeper may take over."
+    ),
+    # Portal and ribbon authentication (in addition to function keys)
+    Setting(
+        "PORTAL_AUTH_MODE", "function_key", "function_key, or entra to also require an Entra ID bearer token."
+    ),
+    Setting("PORTAL_AUTH_AUDIENCE", "", "Expected audience of portal/ribbon tokens (entra mode)."),
+    Setting("PORTAL_AUTH_ISSUER", "", "Expected issuer of portal/ribbon tokens; empty = authority + tenant."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or has an invalid value."""
+
+
+def setting_names() -> list[str]:
+    return [s.name for s in SETTINGS]
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    spec = _BY_NAME[name]
+    value = env.get(name)
+    if value is None or value == "":
+        if spec.default is None:
+            return ""
+        return spec.default
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, low: int, high: int) -> int:
+    raw = _get(env, name)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    connection_string: str
+    account_name: str
+    client_id: str
+
+    @property
+    def uses_identity(self) -> bool:
+        return not self.connection_string
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageSettings
+    sync_schedule: str
+    tenant_id: str
+    client_id: str
+    client_secret: str
+    client_certificate_path: str
+    authority_host: str
+    ca_bundle: str
+    dataverse_url: str
+    dataverse_scope: str
+    dataverse_page_size: int
+    dataverse_bulk_size: int
+    dataverse_max_concurrency: int
+    bc_api_url: str
+    bc_tenant_id: str
+    bc_environment: str
+    bc_company_id: str
+    bc_scope: str
+    bc_page_size: int
+    bc_batch_size: int
+    bc_max_concurrency: int
+    bc_web_client_url: str
+    http_timeout_seconds: int
+    http_max_attempts: int
+    http_max_retry_seconds: int
+    slice_max_records: int
+    lease_seconds: int
+    portal_auth_mode: str
+    portal_auth_audience: str
+    portal_auth_issuer: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        storage = StorageSettings(
+            connection_string=_get(env, "AzureWebJobsStorage"),
+            account_name=_get(env, "AzureWebJobsStorage__accountName"),
+            client_id=_get(env, "AzureWebJobsStorage__clientId"),
+        )
+        if not storage.connection_string and not storage.account_name:
+            raise SettingsError(
+                "Set AzureWebJobsStorage (connection string) or AzureWebJobsStorage__accountName"
+            )
+        tenant = _get(env, "ENTRA_TENANT_ID")
+        dataverse_url = _get(env, "DATAVERSE_URL").rstrip("/")
+        mode = _get(env, "PORTAL_AUTH_MODE")
+        if mode not in ("function_key", "entra"):
+            raise SettingsError(f"PORTAL_AUTH_MODE must be function_key or entra, got {mode!r}")
+        return cls(
+            storage=storage,
+            sync_schedule=_get(env, "SYNC_SCHEDULE"),
+            tenant_id=tenant,
+            client_id=_get(env, "ENTRA_CLIENT_ID"),
+            client_secret=_get(env, "ENTRA_CLIENT_SECRET"),
+            client_certificate_path=_get(env, "ENTRA_CLIENT_CERTIFICATE_PATH"),
+            authority_host=_get(env, "ENTRA_AUTHORITY_HOST").rstrip("/"),
+            ca_bundle=_get(env, "ENTRA_CA_BUNDLE"),
+            dataverse_url=dataverse_url,
+            dataverse_scope=_get(env, "DATAVERSE_SCOPE")
+            or (f"{dataverse_url}/.default" if dataverse_url else ""),
+            dataverse_page_size=_int(env, "DATAVERSE_PAGE_SIZE", 1, 5000),
+            dataverse_bulk_size=_int(env, "DATAVERSE_BULK_SIZE", 1, 1000),
+            dataverse_max_concurrency=_int(env, "DATAVERSE_MAX_CONCURRENCY", 1, 52),
+            bc_api_url=_get(env, "BC_API_URL").rstrip("/"),
+            bc_tenant_id=_get(env, "BC_TENANT_ID") or tenant,
+            bc_environment=_get(env, "BC_ENVIRONMENT"),
+            bc_company_id=_get(env, "BC_COMPANY_ID"),
+            bc_scope=_get(env, "BC_SCOPE"),
+            bc_page_size=_int(env, "BC_PAGE_SIZE", 1, 20000),
+            bc_batch_size=_int(env, "BC_BATCH_SIZE", 1, 100),
+            bc_max_concurrency=_int(env, "BC_MAX_CONCURRENCY", 1, 5),
+            bc_web_client_url=_get(env, "BC_WEB_CLIENT_URL").rstrip("/"),
+            http_timeout_seconds=_int(env, "HTTP_TIMEOUT_SECONDS", 1, 600),
+            http_max_attempts=_int(env, "HTTP_MAX_ATTEMPTS", 1, 50),
+            http_max_retry_seconds=_int(env, "HTTP_MAX_RETRY_SECONDS", 1, 3600),
+            slice_max_records=_int(env, "SLICE_MAX_RECORDS", 1, 100000),
+            lease_seconds=_int(env, "LEASE_SECONDS", 10, 86400),
+            portal_auth_mode=mode,
+            portal_auth_audience=_get(env, "PORTAL_AUTH_AUDIENCE"),
+            portal_auth_issuer=_get(env, "PORTAL_AUTH_ISSUER"),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once (the Functions host sets app settings before import)."""
+    return Settings.from_env()

@@ -1,0 +1,72 @@
+"""Storage clients for tables and queues: connection string locally, managed identity in Azure.
+
+The one code path that turns settings into Table/Queue service clients. Queue messages are
+base64-encoded, as the Functions queue extension expects by default.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import (
+    QueueClient,
+    QueueServiceClient,
+    TextBase64DecodePolicy,
+    TextBase64EncodePolicy,
+)
+
+from shared.settings import StorageSettings, get_settings
+
+
+def _credential(storage: StorageSettings):
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(managed_identity_client_id=storage.client_id or None)
+
+
+def table_service(storage: StorageSettings | None = None, **options) -> TableServiceClient:
+    """``options`` go to the SDK client (e.g. ``retry_total``, ``connection_timeout``)."""
+    storage = storage or get_settings().storage
+    if storage.uses_identity:
+        url = f"https://{storage.account_name}.table.core.windows.net"
+        return TableServiceClient(endpoint=url, credential=_credential(storage), **options)
+    return TableServiceClient.from_connection_string(storage.connection_string, **options)
+
+
+def queue_service(storage: StorageSettings | None = None, **options) -> QueueServiceClient:
+    storage = storage or get_settings().storage
+    policies = {
+        "message_encode_policy": TextBase64EncodePolicy(),
+        "message_decode_policy": TextBase64DecodePolicy(),
+        **options,
+    }
+    if storage.uses_identity:
+        url = f"https://{storage.account_name}.queue.core.windows.net"
+        return QueueServiceClient(account_url=url, credential=_credential(storage), **policies)
+    return QueueServiceClient.from_connection_string(storage.connection_string, **policies)
+
+
+@lru_cache(maxsize=8)
+def _cached_table_service() -> TableServiceClient:
+    return table_service()
+
+
+@lru_cache(maxsize=8)
+def _cached_queue_service() -> QueueServiceClient:
+    return queue_service()
+
+
+def queue(name: str) -> QueueClient:
+    """A client for one queue of the app's storage account (process-wide service client)."""
+    return _cached_queue_service().get_queue_client(name)
+
+
+def shared_queue_service() -> QueueServiceClient:
+    """The process-wide queue service client."""
+    return _cached_queue_service()
+
+
+def shared_table_service() -> TableServiceClient:
+    """The process-wide table service client (connection pool reused across invocations)."""
+    return _cached_table_service()

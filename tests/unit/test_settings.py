@@ -1,0 +1,37 @@
+import pytest
+
+from shared.settings import SETTINGS, Settings, SettingsError
+
+BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true", "DATAVERSE_URL": "https://org.crm.dynamics.com/"}
+
+
+def test_defaults_and_derived_scope():
+    s = Settings.from_env(BASE)
+    assert s.dataverse_url == "https://org.crm.dynamics.com"
+    assert s.dataverse_scope == "https://org.crm.dynamics.com/.default"
+    assert s.sync_schedule == "0 */30 * * * *"
+    assert s.dataverse_page_size == 5000 and s.bc_batch_size == 100
+    assert not s.storage.uses_identity
+
+
+def test_identity_storage_when_no_connection_string():
+    s = Settings.from_env({"AzureWebJobsStorage__accountName": "acct"})
+    assert s.storage.uses_identity and s.storage.account_name == "acct"
+
+
+def test_missing_storage_is_a_clear_error():
+    with pytest.raises(SettingsError, match="AzureWebJobsStorage"):
+        Settings.from_env({})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("DATAVERSE_BULK_SIZE", "1001"), ("BC_BATCH_SIZE", "x"), ("BC_MAX_CONCURRENCY", "6")]
+)
+def test_out_of_range_values_are_rejected(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({**BASE, name: value})
+
+
+def test_setting_names_are_unique():
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names))
