@@ -186,6 +186,8 @@ class Settings:
     http_max_retry_seconds: int
     slice_max_records: int
     lease_seconds: int
+    slice_claim_seconds: int
+    table_prefix: str
     portal_auth_mode: str
     portal_auth_audience: str
     portal_auth_issuer: str
@@ -236,6 +238,8 @@ class Settings:
             http_max_retry_seconds=_int(env, "HTTP_MAX_RETRY_SECONDS", 1, 3600),
             slice_max_records=_int(env, "SLICE_MAX_RECORDS", 1, 100000),
             lease_seconds=_int(env, "LEASE_SECONDS", 10, 86400),
+            slice_claim_seconds=_int(env, "SLICE_CLAIM_SECONDS", 5, 3600),
+            table_prefix=_get(env, "STORAGE_TABLE_PREFIX"),
             portal_auth_mode=mode,
             portal_auth_audience=_get(env, "PORTAL_AUTH_AUDIENCE"),
             portal_auth_issuer=_get(env, "PORTAL_AUTH_ISSUER"),

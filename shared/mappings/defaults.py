@@ -1,0 +1,167 @@
+"""The seven default integration table mappings (DESIGN §5), as declarative data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.mappings.model import Mapping
+
+TO, FROM, BOTH = "ToIntegrationTable", "FromIntegrationTable", "Bidirectional"
+
+
+def _f(bc: str | None, crm: str | None, direction: str = BOTH, **extra: Any) -> dict[str, Any]:
+    return {"bc": bc, "crm": crm, "direction": direction, **extra}
+
+
+DEFAULT_MAPPINGS: list[dict[str, Any]] = [
+    {
+        "name": "CURRENCY",
+        "bc_entity": "currencies",
+        "crm_entity": "transactioncurrencies",
+        "direction": TO,
+        "bc_ref_field": "code",
+        "fields": [
+            _f("code", "isocurrencycode", TO, match_priority=1),
+            _f("displayName", "currencyname", TO),
+            _f("symbol", "currencysymbol", TO),
+            _f(None, "exchangerate", TO, constant=1.0),
+            _f(None, "currencyprecision", TO, constant=2),
+        ],
+    },
+    {
+        "name": "SALESPEOPLE",
+        "bc_entity": "salespeople",
+        "crm_entity": "systemusers",
+        "direction": FROM,
+        # Enabled, licensed, interactive users: application users (the integration user) are accessmode 4.
+        "crm_filter": "isdisabled eq false and islicensed eq true and accessmode ne 4",
+        "bc_ref_field": "code",
+        "fields": [
+            _f("name", "fullname", FROM),
+            _f("email", "internalemailaddress", FROM, match_priority=1),
+            _f("phoneNumber", "mobilephone", FROM),
+        ],
+    },
+    {
+        "name": "UNIT OF MEASURE",
+        "bc_entity": "unitsOfMeasure",
+        "crm_entity": "uomschedules",
+        "direction": TO,
+        "bc_ref_field": "code",
+        "fields": [
+            _f("code", "name", TO, match_priority=1),
+            _f("code", "baseuomname", TO),
+            _f("displayName", "description", TO),
+        ],
+    },
+    {
+        "name": "CUSTOMER",
+        "bc_entity": "customers",
+        "crm_entity": "accounts",
+        "direction": BOTH,
+        "depends_on": ["CURRENCY", "SALESPEOPLE"],
+        "bc_filter": "blocked ne 'All'",
+        "crm_filter": "statecode eq 0 and customertypecode eq 3",
+        "bc_ref_field": "number",
+        "fields": [
+            _f("number", "accountnumber", TO, match_priority=1),
+            _f("displayName", "name", match_priority=2),
+            _f("email", "emailaddress1", match_priority=2),
+            _f("addressLine1", "address1_line1"),
+            _f("addressLine2", "address1_line2"),
+            _f("city", "address1_city"),
+            _f("state", "address1_stateorprovince"),
+            _f("country", "address1_country"),
+            _f("postalCode", "address1_postalcode"),
+            _f("phoneNumber", "telephone1"),
+            _f("website", "websiteurl"),
+            _f("creditLimit", "creditlimit", TO),
+            _f("currencyId", "transactioncurrencyid", TO, lookup="CURRENCY", clear_on_fail=True),
+            _f(
+                "salespersonCode",
+                "ownerid",
+                lookup="SALESPEOPLE",
+                bc_lookup_key="code",
+                clear_on_fail=True,
+                keep_if_empty=True,
+            ),  # fmt: skip
+            _f(None, "customertypecode", TO, constant=3),
+            _f("type", None, FROM, constant="Company"),
+        ],
+    },
+    {
+        "name": "CONTACT",
+        "bc_entity": "contacts",
+        "crm_entity": "contacts",
+        "direction": BOTH,
+        "depends_on": ["CUSTOMER"],
+        "bc_filter": "type eq 'Person' and companyNumber ne ''",
+        "crm_filter": "statecode eq 0 and _parentcustomerid_value ne null",
+        "fields": [
+            _f("email", "emailaddress1", match_priority=1),
+            _f("firstName", "firstname", match_priority=2),
+            _f("surname", "lastname", match_priority=2),
+            _f(
+                "companyNumber",
+                "parentcustomerid",
+                lookup="CUSTOMER",
+                bc_lookup_key="number",
+                match_priority=2,
+            ),
+            _f("phoneNumber", "telephone1"),
+            _f("mobilePhoneNumber", "mobilephone"),
+            _f("jobTitle", "jobtitle"),
+            _f("type", None, FROM, constant="Person"),
+        ],
+    },
+    {
+        "name": "RESOURCE-PRODUCT",
+        "bc_entity": "resources",
+        "crm_entity": "products",
+        "direction": TO,
+        "depends_on": ["UNIT OF MEASURE"],
+        "bc_filter": "blocked eq false",
+        "crm_filter": "producttypecode eq 3",
+        "bc_ref_field": "number",
+        "fields": [
+            _f("number", "productnumber", TO, match_priority=1),
+            _f("name", "name", TO),
+            _f("unitPrice", "price", TO),
+            _f("unitCost", "standardcost", TO),
+            _f(
+                "baseUnitOfMeasureId",
+                "defaultuomscheduleid",
+                TO,
+                lookup="UNIT OF MEASURE",
+                clear_on_fail=True,
+            ),
+            _f(None, "producttypecode", TO, constant=3),
+        ],
+    },
+    {
+        "name": "ITEM-PRODUCT",
+        "bc_entity": "items",
+        "crm_entity": "products",
+        "direction": BOTH,
+        "depends_on": ["UNIT OF MEASURE"],
+        "bc_filter": "blocked eq false",
+        "crm_filter": "producttypecode eq 1",
+        "bc_ref_field": "number",
+        "fields": [
+            _f("number", "productnumber", TO, match_priority=1),
+            _f("displayName", "name"),
+            _f("unitPrice", "price", TO),
+            _f("unitCost", "standardcost", TO),
+            _f("inventory", "quantityonhand", TO),
+            _f("baseUnitOfMeasureId", "defaultuomscheduleid", lookup="UNIT OF MEASURE", clear_on_fail=True),
+            _f(None, "producttypecode", TO, constant=1),
+            _f("type", None, FROM, constant="Inventory"),
+        ],
+    },
+]
+
+SEED_ORDER = [m["name"] for m in DEFAULT_MAPPINGS]
+
+
+def default_mappings() -> list[Mapping]:
+    return [Mapping.model_validate(m) for m in DEFAULT_MAPPINGS]

@@ -1,0 +1,89 @@
+"""Integration table mappings: the model (pydantic, so API bodies validate with field-named errors)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Direction = Literal["Bidirectional", "ToIntegrationTable", "FromIntegrationTable"]
+UpdateConflict = Literal["None", "SendUpdateToIntegration", "GetUpdateFromIntegration"]
+DeletionConflict = Literal["None", "RemoveCoupling", "RestoreRecords"]
+Pass = Literal["to_crm", "from_crm"]
+
+
+class FieldMapping(BaseModel):
+    """One field pair. ``bc``/``crm`` name the fields; a constant replaces the source side."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bc: str | None = None
+    crm: str | None = None
+    direction: Direction = "Bidirectional"
+    constant: Any = None
+    # The value is the key of a record of another mapping; translate it through that mapping's couplings.
+    lookup: str | None = None
+    # Which field of the related BC record the BC value holds (id, code or number).
+    bc_lookup_key: str = "id"
+    # An unresolved lookup clears the destination value instead of failing the record.
+    clear_on_fail: bool = False
+    # An empty source lookup leaves the destination alone (e.g. ownerid can never be null).
+    keep_if_empty: bool = False
+    match_priority: int | None = Field(default=None, ge=1, le=9)
+    case_sensitive: bool = False
+    # Option-set style value translation, BC value -> CRM value (reversed for CRM -> BC).
+    value_map: dict[str, Any] | None = None
+
+    def flows(self, sync_pass: Pass) -> bool:
+        """Does this field carry data in the given pass?"""
+        if sync_pass == "to_crm":
+            return self.crm is not None and self.direction in ("Bidirectional", "ToIntegrationTable")
+        return self.bc is not None and self.direction in ("Bidirectional", "FromIntegrationTable")
+
+    @property
+    def is_constant(self) -> bool:
+        return self.constant is not None
+
+    @property
+    def key(self) -> str:
+        """Stable name of the pair (used in stored hashes and error messages)."""
+        return f"{self.bc or '='}>{self.crm or '='}"
+
+
+class Mapping(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Z0-9][A-Z0-9 _-]*$")
+    bc_entity: str
+    crm_entity: str
+    direction: Direction
+    sync_only_coupled: bool = True
+    bc_filter: str = ""
+    crm_filter: str = ""
+    depends_on: list[str] = Field(default_factory=list)
+    update_conflict: UpdateConflict = "None"
+    deletion_conflict: DeletionConflict = "None"
+    # The BC field other mappings' lookups may use to refer to this mapping's records (code/number).
+    bc_ref_field: str | None = None
+    fields: list[FieldMapping]
+
+    def passes(self) -> list[Pass]:
+        return {
+            "Bidirectional": ["to_crm", "from_crm"],
+            "ToIntegrationTable": ["to_crm"],
+            "FromIntegrationTable": ["from_crm"],
+        }[self.direction]
+
+    def allows(self, sync_pass: Pass) -> bool:
+        return sync_pass in self.passes()
+
+    def match_groups(self) -> list[list[FieldMapping]]:
+        """Match fields grouped by priority, lowest number first (all fields of a group must match)."""
+        by_priority: dict[int, list[FieldMapping]] = {}
+        for f in self.fields:
+            if f.match_priority is not None and f.bc and f.crm and not f.is_constant:
+                by_priority.setdefault(f.match_priority, []).append(f)
+        return [by_priority[p] for p in sorted(by_priority)]
+
+    def lookups(self) -> list[FieldMapping]:
+        return [f for f in self.fields if f.lookup]

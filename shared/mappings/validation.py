@@ -1,0 +1,119 @@
+"""Mapping validation (clear, field-named errors) and the dependency DAG."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from shared.mappings.entities import BC_ENTITIES, CRM_ENTITIES, bc_fields
+from shared.mappings.model import Mapping
+from shared.odata_filter import FilterError, compile_filter
+
+
+class MappingError(ValueError):
+    """A mapping (or set of mappings) is invalid. ``field`` names the offending part."""
+
+    def __init__(self, message: str, field: str | None = None, mapping: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.mapping = mapping
+
+
+def _check_one(m: Mapping, names: dict[str, Mapping]) -> None:
+    def fail(message: str, field: str) -> None:
+        raise MappingError(f"{m.name}: {message}", field=field, mapping=m.name)
+
+    if m.bc_entity not in BC_ENTITIES:
+        fail(f"unknown Business Central entity {m.bc_entity!r}", "bc_entity")
+    if m.crm_entity not in CRM_ENTITIES:
+        fail(f"unknown Dataverse entity set {m.crm_entity!r}", "crm_entity")
+    bc_known = bc_fields(m.bc_entity)
+    crm = CRM_ENTITIES[m.crm_entity]
+    crm_known = crm.all_fields()
+    for attr, text, known in (("bc_filter", m.bc_filter, bc_known), ("crm_filter", m.crm_filter, crm_known)):
+        try:
+            compile_filter(text, known)
+        except FilterError as exc:
+            fail(f"invalid {attr}: {exc}", attr)
+    if m.bc_ref_field and m.bc_ref_field not in bc_known:
+        fail(f"unknown bc_ref_field {m.bc_ref_field!r}", "bc_ref_field")
+    for dep in m.depends_on:
+        if dep not in names:
+            fail(f"depends on unknown mapping {dep!r}", "depends_on")
+        if dep == m.name:
+            fail("a mapping cannot depend on itself", "depends_on")
+    for i, f in enumerate(m.fields):
+        where = f"fields[{i}]"
+        if f.bc is None and f.crm is None:
+            fail(f"{where} names neither a BC nor a CRM field", where)
+        if f.bc is not None and f.bc not in bc_known:
+            fail(f"{where}: unknown BC field {f.bc!r} of {m.bc_entity}", f"{where}.bc")
+        if f.crm is not None and f.crm not in crm_known:
+            fail(f"{where}: unknown CRM field {f.crm!r} of {m.crm_entity}", f"{where}.crm")
+        if f.is_constant and f.bc is not None and f.crm is not None:
+            fail(f"{where}: a constant names only the destination field", f"{where}.constant")
+        if f.match_priority is not None and (f.bc is None or f.crm is None):
+            fail(f"{where}: a match field needs both a BC and a CRM field", f"{where}.match_priority")
+        if f.lookup is not None:
+            related = names.get(f.lookup)
+            if related is None:
+                fail(f"{where}: lookup to missing mapping {f.lookup!r}", f"{where}.lookup")
+            if f.crm not in crm.lookups:
+                fail(f"{where}: {f.crm!r} is not a lookup field of {m.crm_entity}", f"{where}.crm")
+            if crm.lookups[f.crm][1] != related.crm_entity:
+                fail(
+                    f"{where}: {f.crm!r} points at {crm.lookups[f.crm][1]}, not at {related.crm_entity}",
+                    f"{where}.lookup",
+                )
+            if f.bc_lookup_key not in ("id", related.bc_ref_field):
+                fail(
+                    f"{where}: bc_lookup_key {f.bc_lookup_key!r} is neither 'id' "
+                    f"nor {f.lookup}'s bc_ref_field",
+                    f"{where}.bc_lookup_key",
+                )
+            if f.lookup not in transitive_dependencies(m.name, names):
+                fail(f"{where}: lookup via {f.lookup!r} needs {f.lookup!r} in depends_on", "depends_on")
+
+
+def transitive_dependencies(name: str, names: dict[str, Mapping]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(names[name].depends_on) if name in names else []
+    while stack:
+        dep = stack.pop()
+        if dep not in seen and dep in names:
+            seen.add(dep)
+            stack.extend(names[dep].depends_on)
+    return seen
+
+
+def topological_order(mappings: Iterable[Mapping]) -> list[str]:
+    """Dependency order; ties keep the given order (so the seed order is reproduced)."""
+    mappings = list(mappings)
+    position = {m.name: i for i, m in enumerate(mappings)}
+    pending = {m.name: {d for d in m.depends_on if d in position} for m in mappings}
+    order: list[str] = []
+    while pending:
+        ready = sorted((n for n, deps in pending.items() if not deps), key=position.__getitem__)
+        if not ready:
+            cycle = " -> ".join(sorted(pending))
+            raise MappingError(f"dependency cycle among: {cycle}", field="depends_on")
+        name = ready[0]
+        order.append(name)
+        del pending[name]
+        for deps in pending.values():
+            deps.discard(name)
+    return order
+
+
+def validate_mappings(mappings: Iterable[Mapping]) -> list[Mapping]:
+    """Validate a whole set (names unique, each mapping, no cycles); returns it in dependency order."""
+    mappings = list(mappings)
+    names: dict[str, Mapping] = {}
+    for m in mappings:
+        if m.name in names:
+            raise MappingError(f"duplicate mapping name {m.name!r}", field="name", mapping=m.name)
+        names[m.name] = m
+    order = topological_order(mappings)
+    for m in mappings:
+        _check_one(m, names)
+    return [names[n] for n in order]

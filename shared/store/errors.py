@@ -1,0 +1,131 @@
+"""The Errors table: one row per failed record per run (source/destination ids, message, stack)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.store.tables import ERRORS, TRANSACTION_LIMIT, Tables, chunks, iso, now
+
+
+@dataclass
+class SyncError:
+    run_id: str
+    mapping: str
+    sync_pass: str
+    source_id: str
+    destination_id: str | None
+    message: str
+    stack: str | None = None
+    code: str | None = None
+    time: str | None = None
+
+    @property
+    def error_id(self) -> str:
+        """Opaque, URL-safe id of this error (run + row key), used by POST /api/errors/retry."""
+        raw = f"{self.run_id}|{self.row_key}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @property
+    def row_key(self) -> str:
+        return f"{self.mapping}|{self.sync_pass}|{self.source_id}"
+
+    def api(self) -> dict[str, Any]:
+        return {
+            "id": self.error_id,
+            "run_id": self.run_id,
+            "mapping": self.mapping,
+            "pass": self.sync_pass,
+            "source_id": self.source_id,
+            "destination_id": self.destination_id,
+            "message": self.message,
+            "code": self.code,
+            "stack": self.stack,
+            "time": self.time,
+        }
+
+
+def parse_error_id(error_id: str) -> tuple[str, str]:
+    """(run id, row key) of an error id; ValueError when malformed."""
+    padded = error_id + "=" * (-len(error_id) % 4)
+    run_id, _, row_key = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+    if not run_id or row_key.count("|") != 2:
+        raise ValueError("malformed error id")
+    return run_id, row_key
+
+
+class ErrorStore:
+    def __init__(self, tables: Tables):
+        self.table = tables.client(ERRORS)
+
+    def add_many(self, errors: list[SyncError]) -> None:
+        stamp = iso(now())
+        by_run: dict[str, list[SyncError]] = {}
+        for e in errors:
+            e.time = e.time or stamp
+            by_run.setdefault(e.run_id, []).append(e)
+        for _run_id, group_all in by_run.items():
+            for group in chunks(group_all, TRANSACTION_LIMIT):
+                ops = [("upsert", self._entity(e)) for e in group]
+                self.table.submit_transaction(ops)
+
+    @staticmethod
+    def _entity(e: SyncError) -> dict[str, Any]:
+        entity = {
+            "PartitionKey": e.run_id,
+            "RowKey": e.row_key,
+            "mapping": e.mapping,
+            "sync_pass": e.sync_pass,
+            "source_id": e.source_id,
+            "destination_id": e.destination_id,
+            "message": e.message[:4000],
+            "stack": (e.stack or "")[-8000:],
+            "code": e.code,
+            "time": e.time,
+        }
+        return {k: v for k, v in entity.items() if v is not None}
+
+    @staticmethod
+    def _from(entity: dict[str, Any]) -> SyncError:
+        return SyncError(
+            run_id=entity["PartitionKey"],
+            mapping=entity["mapping"],
+            sync_pass=entity["sync_pass"],
+            source_id=entity["source_id"],
+            destination_id=entity.get("destination_id"),
+            message=entity.get("message", ""),
+            stack=entity.get("stack"),
+            code=entity.get("code"),
+            time=entity.get("time"),
+        )
+
+    def get(self, error_id: str) -> SyncError | None:
+        run_id, row_key = parse_error_id(error_id)
+        try:
+            return self._from(self.table.get_entity(run_id, row_key))
+        except ResourceNotFoundError:
+            return None
+
+    def list(
+        self, run_id: str | None = None, mapping: str | None = None, limit: int = 200
+    ) -> list[SyncError]:
+        clauses, params = [], {}
+        if run_id:
+            clauses.append("PartitionKey eq @run")
+            params["run"] = run_id
+        if mapping:
+            clauses.append("mapping eq @mapping")
+            params["mapping"] = mapping
+        query = " and ".join(clauses) or None
+        found = []
+        entities = (
+            self.table.query_entities(query, parameters=params) if query else self.table.list_entities()
+        )
+        for entity in entities:
+            found.append(self._from(entity))
+            if len(found) >= limit:
+                break
+        return found

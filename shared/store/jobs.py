@@ -1,0 +1,127 @@
+"""The Jobs table: one row per (run, mapping) with status, counters, cursor and progress.
+
+Updates are ETag-guarded read-modify-write: counters of a slice and its cursor move together, and
+of two workers racing to finish the same slice exactly one wins.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.store.tables import JOBS, Tables
+
+COUNTERS = ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
+TERMINAL = ("Succeeded", "Failed", "Cancelled")
+_JSON_FIELDS = ("depends_on", "counters", "cursor", "passes")
+
+
+def empty_counters() -> dict[str, dict[str, int]]:
+    return {p: dict.fromkeys(COUNTERS, 0) for p in ("to_crm", "from_crm")}
+
+
+@dataclass
+class Job:
+    run_id: str
+    mapping: str
+    depends_on: list[str]
+    passes: list[str]
+    status: str = "Pending"  # Pending | Waiting | Running | Succeeded | Failed | Cancelled
+    counters: dict[str, dict[str, int]] = field(default_factory=empty_counters)
+    cursor: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0  # number of slices completed; a message for another seq is stale
+    processed: int = 0
+    total_estimate: int | None = None
+    errors: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    message: str | None = None
+    etag: str | None = field(default=None, repr=False)
+
+    def add(self, sync_pass: str, counts: dict[str, int]) -> None:
+        for k, v in counts.items():
+            self.counters[sync_pass][k] = self.counters[sync_pass].get(k, 0) + v
+
+    def api(self) -> dict[str, Any]:
+        return {
+            "mapping": self.mapping,
+            "status": self.status,
+            "depends_on": self.depends_on,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "processed": self.processed,
+            "total_estimate": self.total_estimate,
+            "errors": self.errors,
+            "to_crm": self.counters["to_crm"],
+            "from_crm": self.counters["from_crm"],
+            "message": self.message,
+        }
+
+
+class JobStore:
+    def __init__(self, tables: Tables):
+        self.table = tables.client(JOBS)
+
+    @staticmethod
+    def _entity(job: Job) -> dict[str, Any]:
+        entity: dict[str, Any] = {"PartitionKey": job.run_id, "RowKey": job.mapping}
+        for k in Job.__dataclass_fields__:
+            if k in ("run_id", "mapping", "etag"):
+                continue
+            v = getattr(job, k)
+            if v is not None:
+                entity[k] = json.dumps(v, separators=(",", ":")) if k in _JSON_FIELDS else v
+        return entity
+
+    @staticmethod
+    def _from(e: dict[str, Any]) -> Job:
+        data = {k: v for k, v in e.items() if k in Job.__dataclass_fields__}
+        for k in _JSON_FIELDS:
+            if k in data:
+                data[k] = json.loads(data[k])
+        return Job(run_id=e["PartitionKey"], mapping=e["RowKey"], etag=e.metadata["etag"], **data)
+
+    def create_many(self, jobs: list[Job]) -> None:
+        if jobs:
+            self.table.submit_transaction([("create", self._entity(j)) for j in jobs])
+
+    def get(self, run_id: str, mapping: str) -> Job | None:
+        try:
+            return self._from(self.table.get_entity(run_id, mapping))
+        except ResourceNotFoundError:
+            return None
+
+    def for_run(self, run_id: str) -> list[Job]:
+        return [
+            self._from(e) for e in self.table.query_entities("PartitionKey eq @pk", parameters={"pk": run_id})
+        ]
+
+    def save(self, job: Job) -> Job:
+        """ETag-guarded replace; raises ResourceModifiedError when the job changed since it was read."""
+        meta = self.table.update_entity(
+            self._entity(job),
+            mode=UpdateMode.REPLACE,
+            etag=job.etag,
+            match_condition=MatchConditions.IfNotModified,
+        )
+        job.etag = meta["etag"]
+        return job
+
+    def update(self, run_id: str, mapping: str, mutate) -> Job | None:
+        """Apply ``mutate(job)`` with ETag retries; ``mutate`` returns False to leave it unchanged."""
+        for _ in range(20):
+            job = self.get(run_id, mapping)
+            if job is None:
+                return None
+            if mutate(job) is False:
+                return job
+            try:
+                return self.save(job)
+            except ResourceModifiedError:
+                continue
+        raise RuntimeError(f"job {run_id}/{mapping}: too much contention")

@@ -1,0 +1,126 @@
+"""The MappingState table: per mapping watermarks, delta link, full-sync flag and the run lease.
+
+All updates are ETag-guarded: two workers can never both believe they hold a mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from shared.store.tables import MAPPING_STATE, Tables, iso, now, parse_iso
+
+PK = "state"
+
+
+@dataclass
+class MappingState:
+    mapping: str
+    bc_watermark: str | None = None  # lastModifiedDateTime already covered (BC)
+    crm_watermark: str | None = None  # modifiedon already covered (CRM, when change tracking is unavailable)
+    crm_delta_link: str | None = None
+    full_sync_running: bool = False
+    saved_only_coupled: bool | None = None  # the flag's value before a full sync cleared it
+    lease_run: str | None = None
+    lease_holder: str | None = None
+    lease_expires: str | None = None
+    etag: str | None = None
+
+    def lease_active(self) -> bool:
+        expires = parse_iso(self.lease_expires)
+        return bool(self.lease_run) and expires is not None and expires > now()
+
+
+class LeaseHeld(Exception):
+    """Another run (or another worker of this run) holds the mapping right now."""
+
+    def __init__(self, state: MappingState):
+        super().__init__(f"mapping {state.mapping} is held by run {state.lease_run}")
+        self.state = state
+
+
+class MappingStateStore:
+    def __init__(self, tables: Tables):
+        self.table = tables.client(MAPPING_STATE)
+
+    def get(self, mapping: str) -> MappingState:
+        try:
+            e = self.table.get_entity(PK, mapping)
+        except ResourceNotFoundError:
+            return MappingState(mapping)
+        fields = MappingState.__dataclass_fields__
+        data: dict[str, Any] = {k: v for k, v in e.items() if k in fields}
+        return MappingState(**{**data, "mapping": mapping, "etag": e.metadata["etag"]})
+
+    def save(self, state: MappingState) -> MappingState:
+        """Write the state if nobody changed it since it was read (ResourceModifiedError otherwise)."""
+        entity = {"PartitionKey": PK, "RowKey": state.mapping}
+        for k in MappingState.__dataclass_fields__:
+            if k not in ("mapping", "etag"):
+                entity[k] = getattr(state, k)
+        entity = {k: v for k, v in entity.items() if v is not None}
+        if state.etag is None:
+            try:
+                meta = self.table.create_entity(entity)
+            except ResourceExistsError:
+                raise ResourceModifiedError("state row appeared concurrently") from None
+        else:
+            meta = self.table.update_entity(
+                entity,
+                mode=UpdateMode.REPLACE,
+                etag=state.etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        state.etag = meta["etag"]
+        return state
+
+    def acquire(self, mapping: str, run: str, holder: str | None, seconds: int) -> MappingState:
+        """Take (or renew) the mapping for ``run``; ``holder`` marks one slice in progress.
+
+        Raises LeaseHeld when another run holds it, or another slice of this run is in progress.
+        """
+        for _ in range(5):
+            state = self.get(mapping)
+            if state.lease_active() and (
+                state.lease_run != run or (state.lease_holder and holder and state.lease_holder != holder)
+            ):
+                raise LeaseHeld(state)
+            state.lease_run, state.lease_holder = run, holder
+            state.lease_expires = iso(now() + timedelta(seconds=seconds))
+            try:
+                return self.save(state)
+            except ResourceModifiedError:
+                continue
+        raise LeaseHeld(self.get(mapping))
+
+    def release(self, state: MappingState, keep_for_run_seconds: int | None = None) -> MappingState:
+        """End a slice (keep the run's hold for ``keep_for_run_seconds``) or free the mapping (None)."""
+        state.lease_holder = None
+        if keep_for_run_seconds is None:
+            state.lease_run = state.lease_expires = None
+        else:
+            state.lease_expires = iso(now() + timedelta(seconds=keep_for_run_seconds))
+        return self.save(state)
+
+    def update(self, mapping: str, **changes: Any) -> MappingState:
+        """Read-modify-write with ETag retry (for flags and watermarks outside a lease)."""
+        for _ in range(10):
+            state = self.get(mapping)
+            for k, v in changes.items():
+                setattr(state, k, v)
+            try:
+                return self.save(state)
+            except ResourceModifiedError:
+                continue
+        raise RuntimeError(f"could not update state of {mapping}: too much contention")
+
+    def all(self) -> list[MappingState]:
+        return [
+            self.get(e["RowKey"])
+            for e in self.table.query_entities("PartitionKey eq 'state'", select=["RowKey"])
+        ]

@@ -1,0 +1,66 @@
+"""Table names and table clients. Every other store module gets its TableClient from here."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient
+
+from shared.store.clients import shared_table_service
+
+MAPPINGS = "Mappings"
+MAPPING_STATE = "MappingState"
+COUPLINGS = "Couplings"
+RUNS = "Runs"
+JOBS = "Jobs"
+ERRORS = "Errors"
+ALL_TABLES = (MAPPINGS, MAPPING_STATE, COUPLINGS, RUNS, JOBS, ERRORS)
+
+SYNC_QUEUE = "sync-mappings"
+TRANSACTION_LIMIT = 100  # Table Storage: at most 100 operations per batch, one partition
+
+
+class Tables:
+    """The app's tables in one storage account (optionally name-prefixed, for tests)."""
+
+    def __init__(self, service: TableServiceClient | None = None, prefix: str | None = None):
+        from shared.settings import get_settings
+
+        self.service = service or shared_table_service()
+        self.prefix = get_settings().table_prefix if prefix is None else prefix
+        self._clients: dict[str, TableClient] = {}
+
+    def client(self, name: str) -> TableClient:
+        if name not in self._clients:
+            self._clients[name] = self.service.get_table_client(self.prefix + name)
+        return self._clients[name]
+
+    def ensure(self) -> None:
+        for name in ALL_TABLES:
+            with contextlib.suppress(ResourceExistsError):
+                self.service.create_table(self.prefix + name)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
