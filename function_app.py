@@ -2,7 +2,8 @@
 
 import azure.functions as func
 
-from functions import health
+from functions import health, http_api, scheduler, worker
 
 app = func.FunctionApp()
-app.register_functions(health.bp)
+for blueprint in (health.bp, http_api.bp, worker.bp, scheduler.bp):
+    app.register_functions(blueprint)

@@ -1,0 +1,75 @@
+"""JSON API: start runs, run status, decisions, cancel, mappings (DESIGN §9)."""
+
+import azure.functions as func
+
+from functions.http_util import api, body_of, context, json_response
+from shared.api import service
+
+bp = func.Blueprint()
+KEY = func.AuthLevel.FUNCTION
+
+
+@bp.route(route="sync/full", methods=["POST"], auth_level=KEY)
+@api
+def sync_full(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.start_full(context(), body_of(req)), 202)
+
+
+@bp.route(route="sync/modified", methods=["POST"], auth_level=KEY)
+@api
+def sync_modified(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.start_modified(context(), body_of(req)), 202)
+
+
+@bp.route(route="mappings/{name}/sync", methods=["POST"], auth_level=KEY)
+@api
+def sync_mapping(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.start_mapping(context(), req.route_params["name"], body_of(req)), 202)
+
+
+@bp.route(route="runs", methods=["GET"], auth_level=KEY)
+@api
+def runs(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(
+        service.list_runs(context(), req.params.get("limit"), req.params.get("continuation"))
+    )
+
+
+@bp.route(route="runs/{run_id}", methods=["GET"], auth_level=KEY)
+@api
+def run(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.run_detail(context(), req.route_params["run_id"]))
+
+
+@bp.route(route="runs/{run_id}/decision", methods=["POST"], auth_level=KEY)
+@api
+def decision(req: func.HttpRequest) -> func.HttpResponse:
+    body = body_of(req, required=True)
+    return json_response(service.decide(context(), req.route_params["run_id"], body))
+
+
+@bp.route(route="runs/{run_id}/cancel", methods=["POST"], auth_level=KEY)
+@api
+def cancel(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.cancel(context(), req.route_params["run_id"]), 202)
+
+
+@bp.route(route="mappings", methods=["GET"], auth_level=KEY)
+@api
+def mappings(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.list_mappings(context()))
+
+
+@bp.route(route="mappings/reset", methods=["POST"], auth_level=KEY)
+@api
+def mappings_reset(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.reset_mappings(context()))
+
+
+@bp.route(route="mappings/{name}", methods=["GET", "PATCH"], auth_level=KEY)
+@api
+def mapping(req: func.HttpRequest) -> func.HttpResponse:
+    name = req.route_params["name"]
+    if req.method == "PATCH":
+        return json_response(service.patch_mapping(context(), name, body_of(req, required=True)))
+    return json_response(service.get_mapping(context(), name))

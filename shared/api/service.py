@@ -1,0 +1,196 @@
+"""Run and mapping operations behind the HTTP API. Validates input; raises ApiError for bad requests."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.api.errors import ApiError, from_validation
+from shared.mappings import FieldMapping, Mapping, MappingError
+from shared.sync import orchestrator
+from shared.sync.orchestrator import RunConflict, StartRequest, UnknownMapping
+
+RUN_ID = re.compile(r"^\d{13}-[0-9a-f]{6}$")
+MAPPING_NAME = re.compile(r"^[A-Z0-9][A-Z0-9 _-]{0,63}$")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FullSyncBody(_Body):
+    mappings: list[str] | None = Field(default=None, max_length=100)
+    after_full_sync: Literal["ask", "keep", "restore"] = "ask"
+    dry_run: bool = False
+
+
+class ModifiedSyncBody(_Body):
+    mappings: list[str] | None = Field(default=None, max_length=100)
+
+
+class MappingSyncBody(_Body):
+    full: bool = False
+    after_full_sync: Literal["ask", "keep", "restore"] = "ask"
+    dry_run: bool = False
+
+
+class DecisionBody(_Body):
+    keep_sync_all_records: bool
+
+
+class MappingPatch(_Body):
+    direction: Literal["Bidirectional", "ToIntegrationTable", "FromIntegrationTable"] | None = None
+    sync_only_coupled: bool | None = None
+    bc_filter: str | None = Field(default=None, max_length=2000)
+    crm_filter: str | None = Field(default=None, max_length=2000)
+    depends_on: list[str] | None = None
+    update_conflict: Literal["None", "SendUpdateToIntegration", "GetUpdateFromIntegration"] | None = None
+    deletion_conflict: Literal["None", "RemoveCoupling", "RestoreRecords"] | None = None
+    fields: list[dict[str, Any]] | None = Field(default=None, max_length=200)
+
+
+def parse_model(model: type[BaseModel], data: dict[str, Any]):
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID.match(run_id or ""):
+        raise ApiError(400, "InvalidRunId", f"malformed run id {run_id[:80]!r}", "run_id")
+    return run_id
+
+
+def mapping_or_404(ctx, name: str) -> Mapping:
+    if not MAPPING_NAME.match(name or ""):
+        raise ApiError(400, "InvalidMappingName", f"malformed mapping name {name[:80]!r}", "name")
+    mapping = ctx.mappings.by_name().get(name)
+    if mapping is None:
+        raise ApiError(404, "UnknownMapping", f"no mapping named {name!r}", "name")
+    return mapping
+
+
+def _start(ctx, request: StartRequest) -> dict[str, Any]:
+    try:
+        run = orchestrator.start_run(ctx, request)
+    except UnknownMapping as exc:
+        raise ApiError(400, "UnknownMapping", str(exc), "mappings") from None
+    except RunConflict as exc:
+        raise ApiError(409, "RunInProgress", str(exc), "mappings") from None
+    return {"run_id": run.run_id, "status_url": f"/api/runs/{run.run_id}", "status": run.status}
+
+
+def start_full(ctx, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
+    b = parse_model(FullSyncBody, body)
+    return _start(ctx, StartRequest("full", trigger, b.mappings, b.after_full_sync, b.dry_run))
+
+
+def start_modified(ctx, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
+    b = parse_model(ModifiedSyncBody, body)
+    return _start(ctx, StartRequest("modified", trigger, b.mappings))
+
+
+def start_mapping(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
+    mapping_or_404(ctx, name)
+    b = parse_model(MappingSyncBody, body)
+    return _start(ctx, StartRequest("mapping", trigger, [name], b.after_full_sync, b.dry_run, full=b.full))
+
+
+def run_detail(ctx, run_id: str) -> dict[str, Any]:
+    run = ctx.runs.get(check_run_id(run_id))
+    if run is None:
+        raise ApiError(404, "UnknownRun", f"no run {run_id}", "run_id")
+    order = {name: i for i, name in enumerate(run.mappings)}
+    jobs = sorted(ctx.jobs.for_run(run_id), key=lambda j: order.get(j.mapping, 99))
+    out = run.api()
+    out["jobs"] = [j.api() for j in jobs]
+    processed = sum(j.processed for j in jobs)
+    estimate = sum(j.total_estimate or 0 for j in jobs)
+    out["processed"] = processed
+    out["total_estimate"] = estimate
+    out["errors"] = sum(j.errors for j in jobs)
+    return out
+
+
+def list_runs(ctx, limit: str | None, continuation: str | None) -> dict[str, Any]:
+    try:
+        n = int(limit) if limit else 20
+    except ValueError:
+        raise ApiError(400, "InvalidLimit", "limit must be an integer", "limit") from None
+    if not 1 <= n <= 200:
+        raise ApiError(400, "InvalidLimit", "limit must be between 1 and 200", "limit")
+    try:
+        runs, token = ctx.runs.list(n, continuation)
+    except ValueError:
+        raise ApiError(400, "InvalidContinuation", "malformed continuation token", "continuation") from None
+    return {"value": [r.api() for r in runs], "continuation": token}
+
+
+def decide(ctx, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    b = parse_model(DecisionBody, body)
+    run = ctx.runs.get(check_run_id(run_id))
+    if run is None:
+        raise ApiError(404, "UnknownRun", f"no run {run_id}", "run_id")
+    if run.status != "AwaitingDecision":
+        raise ApiError(409, "NoDecisionPending", f"run {run_id} is {run.status}, not AwaitingDecision")
+    return orchestrator.decide(ctx, run_id, b.keep_sync_all_records).api()
+
+
+def cancel(ctx, run_id: str) -> dict[str, Any]:
+    run = ctx.runs.get(check_run_id(run_id))
+    if run is None:
+        raise ApiError(404, "UnknownRun", f"no run {run_id}", "run_id")
+    return orchestrator.cancel(ctx, run_id).api()
+
+
+def mapping_json(ctx, mapping: Mapping) -> dict[str, Any]:
+    out = mapping.model_dump()
+    state = ctx.states.get(mapping.name)
+    out["state"] = {
+        "bc_watermark": state.bc_watermark,
+        "crm_change_tracking": bool(state.crm_delta_link),
+        "crm_watermark": state.crm_watermark,
+        "full_sync_running": state.full_sync_running,
+        "held_by_run": state.lease_run if state.lease_active() else None,
+    }
+    return out
+
+
+def list_mappings(ctx) -> dict[str, Any]:
+    return {"value": [mapping_json(ctx, m) for m in ctx.mappings.all()], "continuation": None}
+
+
+def get_mapping(ctx, name: str) -> dict[str, Any]:
+    return mapping_json(ctx, mapping_or_404(ctx, name))
+
+
+def patch_mapping(ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
+    current = mapping_or_404(ctx, name)
+    patch = parse_model(MappingPatch, body)
+    changes = patch.model_dump(exclude_none=True)
+    if not changes:
+        raise ApiError(400, "EmptyPatch", "nothing to change: give at least one mapping property")
+    if "fields" in changes:
+        try:
+            changes["fields"] = [FieldMapping.model_validate(f) for f in changes["fields"]]
+        except ValidationError as exc:
+            err = from_validation(exc)
+            raise ApiError(400, err.code, f"fields: {err.message}", "fields") from None
+    try:
+        updated = Mapping.model_validate({**current.model_dump(), **changes})
+        ctx.mappings.replace(updated)
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+    except MappingError as exc:
+        raise ApiError(400, "InvalidMapping", exc.message, exc.field) from None
+    return mapping_json(ctx, updated)
+
+
+def reset_mappings(ctx) -> dict[str, Any]:
+    active = ctx.runs.active()
+    if active:
+        raise ApiError(409, "RunInProgress", f"run {active[0].run_id} is running; reset after it ends")
+    return {"value": [m.model_dump() for m in ctx.mappings.reset()], "continuation": None}

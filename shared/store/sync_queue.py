@@ -1,0 +1,39 @@
+"""The sync-mappings queue: one small JSON message per slice of a mapping's job."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+
+from shared.store.clients import queue
+from shared.store.tables import SYNC_QUEUE
+
+VERSION = 1
+
+
+def message(run_id: str, mapping: str, seq: int, sync_pass: str | None = None) -> dict[str, Any]:
+    return {"run": run_id, "mapping": mapping, "seq": seq, "pass": sync_pass, "v": VERSION}
+
+
+def parse(body: str) -> dict[str, Any]:
+    """Validate a queue message body; ValueError for anything that is not ours."""
+    data = json.loads(body)
+    if not isinstance(data, dict) or data.get("v") != VERSION:
+        raise ValueError("not a sync message (missing or unknown version)")
+    if not isinstance(data.get("run"), str) or not isinstance(data.get("mapping"), str):
+        raise ValueError("sync message needs 'run' and 'mapping'")
+    if not isinstance(data.get("seq"), int):
+        raise ValueError("sync message needs an integer 'seq'")
+    return data
+
+
+def ensure() -> None:
+    with contextlib.suppress(ResourceExistsError):
+        queue(SYNC_QUEUE).create_queue()
+
+
+def send(msg: dict[str, Any], delay_seconds: int = 0) -> None:
+    queue(SYNC_QUEUE).send_message(json.dumps(msg), visibility_timeout=delay_seconds or None)

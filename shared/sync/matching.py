@@ -1,0 +1,83 @@
+"""Match-based coupling: find the destination record(s) whose match fields equal a source record's.
+
+Match fields are grouped by priority (lower first); all fields of a group must match; case-insensitive
+unless a field says otherwise. The destination side is indexed once per (run, mapping, pass) and
+process, so matching a page costs no requests per record.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from shared.mappings import FieldMapping, Mapping
+from shared.mappings.entities import CRM_ENTITIES
+from shared.sync.values import crm_read_name, normalize, raw_value
+
+
+def _key(values: list[Any], fields: list[FieldMapping]) -> tuple | None:
+    out = []
+    for v, f in zip(values, fields, strict=True):
+        v = normalize(v)
+        if v == "":
+            return None  # an empty criterion never matches (it would couple unrelated records)
+        out.append(v if f.case_sensitive or not isinstance(v, str) else v.casefold())
+    return tuple(out)
+
+
+class MatchIndex:
+    def __init__(self, ctx, mapping: Mapping, sync_pass: str, groups: list[list[FieldMapping]] | None = None):
+        self.ctx = ctx
+        self.m = mapping
+        self.dst = "crm" if sync_pass == "to_crm" else "bc"
+        self.groups = groups if groups is not None else mapping.match_groups()
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
+        self._index: list[dict[tuple, list[dict[str, Any]]]] | None = None
+
+    def _records(self):
+        if self.dst == "crm":
+            entity = CRM_ENTITIES[self.m.crm_entity]
+            select = sorted({entity.key} | {crm_read_name(self.m, f) for g in self.groups for f in g})
+            return self.ctx.dataverse.iter_records(self.m.crm_entity, select=select)
+        select = sorted({"id"} | {f.bc for g in self.groups for f in g})
+        return self.ctx.bc.iter_records(self.m.bc_entity, select=select)
+
+    def _build(self) -> list[dict[tuple, list[dict[str, Any]]]]:
+        index: list[dict[tuple, list[dict[str, Any]]]] = [{} for _ in self.groups]
+        if not self.groups:
+            return index
+        for record in self._records():
+            for gi, group in enumerate(self.groups):
+                key = _key([raw_value(self.m, f, record, self.dst) for f in group], group)
+                if key is not None:
+                    index[gi].setdefault(key, []).append(record)
+        return index
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._index = self._build()
+
+    def candidates(self, record: dict[str, Any], page) -> list[dict[str, Any]] | None:
+        """Destination records matching ``record`` by the first group that has values; None = no criteria."""
+        if not self.groups:
+            return None
+        with self._lock:
+            if self._index is None:
+                self._index = self._build()
+        for gi, group in enumerate(self.groups):
+            key = _key([page.translated(f, record) for f in group], group)
+            if key is None:
+                continue
+            found = [r for r in self._index[gi].get(key, []) if page.dst_id(r) not in self._claimed]
+            if found:
+                return found
+        return []
+
+    def claim(self, dst_id: str) -> bool:
+        """Reserve a destination record for one source record of this run (False if taken)."""
+        with self._lock:
+            if dst_id in self._claimed:
+                return False
+            self._claimed.add(dst_id)
+            return True

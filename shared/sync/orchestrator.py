@@ -1,0 +1,351 @@
+"""Runs and jobs: start a run, process one queue message (one slice), finish jobs and runs, sweep.
+
+Every step is safe to repeat: messages carry the job's slice number (``seq``) and a message for a
+slice that is already done is dropped; job and run rows change only under ETags; a dependent job is
+enqueued by whoever flips it from Waiting to Pending, so it is enqueued once.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import ResourceModifiedError
+
+from shared.mappings import Mapping
+from shared.store import sync_queue
+from shared.store.errors import SyncError
+from shared.store.jobs import TERMINAL, Job
+from shared.store.mapping_state import LeaseHeld
+from shared.store.runs import ACTIVE, Run, new_run_id
+from shared.store.tables import iso, now
+from shared.sync.slices import SliceRunner
+
+log = logging.getLogger("sync.orchestrator")
+
+RETRY_DELAY_SECONDS = 15
+
+
+class RunConflict(Exception):
+    """A running run already holds one of the requested mappings."""
+
+    def __init__(self, run_id: str, mappings: list[str]):
+        super().__init__(f"run {run_id} is already synchronizing {', '.join(mappings)}")
+        self.run_id = run_id
+        self.mappings = mappings
+
+
+class UnknownMapping(ValueError):
+    def __init__(self, name: str):
+        super().__init__(f"unknown mapping {name!r}")
+        self.name = name
+
+
+@dataclass
+class StartRequest:
+    kind: str  # full | modified | mapping
+    trigger: str = "api"
+    mappings: list[str] | None = None
+    after_full_sync: str = "restore"  # ask | keep | restore
+    dry_run: bool = False
+    full: bool = False  # for kind=mapping: a full sync of that one mapping
+
+
+def start_run(ctx, request: StartRequest) -> Run:
+    """Create the run and its jobs, then enqueue one message per mapping in dependency order."""
+    all_mappings = ctx.mappings.all()  # dependency order
+    by_name = {m.name: m for m in all_mappings}
+    wanted = request.mappings or list(by_name)
+    for name in wanted:
+        if name not in by_name:
+            raise UnknownMapping(name)
+    selected = [m for m in all_mappings if m.name in set(wanted)]
+    for active in ctx.runs.active():
+        overlap = sorted(set(active.mappings) & {m.name for m in selected})
+        if overlap:
+            raise RunConflict(active.run_id, overlap)
+    full = request.kind == "full" or request.full
+    run = Run(
+        run_id=new_run_id(),
+        kind=request.kind,
+        trigger=request.trigger,
+        mappings=[m.name for m in selected],
+        dry_run=request.dry_run,
+        after_full_sync=request.after_full_sync if full else "restore",
+    )
+    if request.trigger == "timer" and run.after_full_sync == "ask":
+        run.after_full_sync = "restore"  # a timer run never waits for a human
+    if full and not request.dry_run:
+        _clear_only_coupled(ctx, selected)
+    names = {m.name for m in selected}
+    jobs = [
+        Job(
+            run_id=run.run_id,
+            mapping=m.name,
+            depends_on=[d for d in m.depends_on if d in names],
+            passes=m.passes(),
+            cursor={"full": True} if full else {},
+        )
+        for m in selected
+    ]
+    ctx.jobs.create_many(jobs)
+    ctx.runs.create(run)
+    sync_queue.ensure()
+    for job in jobs:
+        sync_queue.send(sync_queue.message(run.run_id, job.mapping, 0))
+    log.info("run %s started: kind=%s mappings=%s", run.run_id, run.kind, run.mappings)
+    return run
+
+
+def _clear_only_coupled(ctx, mappings: list[Mapping]) -> None:
+    """Full sync: clear "Synch. Only Coupled Records", remembering the value to restore later."""
+    for m in mappings:
+        state = ctx.states.get(m.name)
+        if not state.full_sync_running:
+            ctx.states.update(m.name, saved_only_coupled=m.sync_only_coupled, full_sync_running=True)
+        if m.sync_only_coupled:
+            ctx.mappings.replace(m.model_copy(update={"sync_only_coupled": False}))
+
+
+def _apply_decision(ctx, run: Run, keep_cleared: bool) -> None:
+    for name in run.mappings:
+        state = ctx.states.get(name)
+        if not state.full_sync_running:
+            continue
+        if not keep_cleared and state.saved_only_coupled is not None:
+            mapping = ctx.mappings.by_name().get(name)
+            if mapping is not None and mapping.sync_only_coupled != state.saved_only_coupled:
+                ctx.mappings.replace(
+                    mapping.model_copy(update={"sync_only_coupled": state.saved_only_coupled})
+                )
+        ctx.states.update(name, full_sync_running=False, saved_only_coupled=None)
+
+
+def decide(ctx, run_id: str, keep_sync_all_records: bool) -> Run:
+    """Answer the end-of-full-sync question (keep "only coupled" cleared, or restore it)."""
+    run = ctx.runs.get(run_id)
+    if run is None:
+        raise KeyError(run_id)
+    if run.status != "AwaitingDecision":
+        raise ValueError(f"run {run_id} is {run.status}, not AwaitingDecision")
+    _apply_decision(ctx, run, keep_sync_all_records)
+
+    def mutate(r: Run):
+        if r.status != "AwaitingDecision":
+            return False
+        r.status, r.decision, r.finished_at = "Succeeded", keep_sync_all_records, r.finished_at or iso(now())
+
+    return ctx.runs.update(run_id, mutate)
+
+
+def cancel(ctx, run_id: str) -> Run:
+    run = ctx.runs.get(run_id)
+    if run is None:
+        raise KeyError(run_id)
+    if run.status in ACTIVE:
+        for job in ctx.jobs.for_run(run_id):
+            ctx.jobs.update(run_id, job.mapping, _set_status("Cancelled", "cancelled by request"))
+        _finish_run(ctx, run_id)
+    return ctx.runs.get(run_id)
+
+
+def _set_status(status: str, message: str | None = None):
+    def mutate(job: Job):
+        if job.status in TERMINAL:
+            return False
+        job.status, job.finished_at = status, iso(now())
+        if message:
+            job.message = message
+
+    return mutate
+
+
+# --- the worker ------------------------------------------------------------------------------------
+def handle_message(ctx, body: dict[str, Any]) -> str:
+    """Process one queue message; returns what happened (for logs and tests)."""
+    run_id, name, seq = body["run"], body["mapping"], body["seq"]
+    run = ctx.runs.get(run_id)
+    job = ctx.jobs.get(run_id, name)
+    if run is None or job is None:
+        return "dropped: unknown run or job"
+    if run.status not in ACTIVE or job.status in TERMINAL:
+        return f"dropped: job is {job.status}"
+    if seq != job.seq:
+        return f"dropped: stale slice {seq} (job is at {job.seq})"
+    jobs = {j.mapping: j for j in ctx.jobs.for_run(run_id)}
+    deps = [jobs[d] for d in job.depends_on if d in jobs]
+    failed = [d.mapping for d in deps if d.status in ("Failed", "Cancelled")]
+    if failed:
+        ctx.jobs.update(
+            run_id, name, _set_status("Failed", f"dependency {', '.join(failed)} did not succeed")
+        )
+        _after_job(ctx, run_id)
+        return "failed: dependency"
+    if any(d.status != "Succeeded" for d in deps):
+        ctx.jobs.update(
+            run_id, name, lambda j: False if j.status != "Pending" else setattr(j, "status", "Waiting")
+        )
+        # A dependency may have finished between our read and the write: re-check, enqueue if so.
+        _enqueue_ready(ctx, run_id)
+        return "waiting"
+    mapping = ctx.mappings.by_name().get(name)
+    if mapping is None:
+        ctx.jobs.update(run_id, name, _set_status("Failed", "mapping no longer exists"))
+        _after_job(ctx, run_id)
+        return "failed: mapping"
+    holder = uuid.uuid4().hex
+    try:
+        lease = ctx.states.acquire(name, run_id, holder, ctx.settings.slice_claim_seconds)
+    except LeaseHeld as held:
+        sync_queue.send(body, delay_seconds=RETRY_DELAY_SECONDS)
+        return f"deferred: {held}"
+    try:
+        return _run_slice(ctx, run, name, seq, mapping, lease)
+    except Exception:
+        # Let the message be retried (poison after maxDequeueCount); free the slice for the retry.
+        ctx.states.release(ctx.states.get(name), keep_for_run_seconds=ctx.settings.lease_seconds)
+        raise
+
+
+def _run_slice(ctx, run: Run, name: str, seq: int, mapping: Mapping, lease) -> str:
+    def claim(j: Job):
+        if j.seq != seq or j.status in TERMINAL:
+            return False
+        if j.status != "Running":
+            j.status, j.started_at = "Running", j.started_at or iso(now())
+
+    job = ctx.jobs.update(run.run_id, name, claim)
+    if job is None or job.seq != seq or job.status != "Running":
+        ctx.states.release(lease, keep_for_run_seconds=ctx.settings.lease_seconds)
+        return "dropped: slice already done"
+    if run.status == "Pending":
+        ctx.runs.update(
+            run.run_id, lambda r: False if r.status != "Pending" else setattr(r, "status", "Running")
+        )
+    result = SliceRunner(ctx, run, job, mapping).run_slice()
+    if result.errors and not run.dry_run:
+        ctx.errors.add_many(result.errors)
+
+    def commit(j: Job):
+        if j.seq != seq:
+            raise ResourceModifiedError("slice committed by another worker")
+        j.add(result.sync_pass, dict(result.counts))
+        j.processed += result.processed
+        j.errors += len(result.errors)
+        j.cursor = {**result.cursor, "full": j.cursor.get("full", False)}
+        j.seq = seq + 1
+        if result.done:
+            j.status, j.finished_at = "Succeeded", iso(now())
+            j.total_estimate = j.processed
+        else:
+            j.total_estimate = max(j.total_estimate or 0, j.processed + ctx.settings.slice_max_records)
+
+    try:
+        ctx.jobs.update(run.run_id, name, commit)
+    except ResourceModifiedError:
+        return "dropped: slice committed by another worker"
+    if result.done:
+        ctx.states.release(lease)
+        _after_job(ctx, run.run_id)
+        return "job done"
+    ctx.states.release(lease, keep_for_run_seconds=ctx.settings.lease_seconds)
+    sync_queue.send(sync_queue.message(run.run_id, name, seq + 1, result.cursor.get("pass")))
+    return "continued"
+
+
+def fail_poisoned(ctx, body: dict[str, Any], reason: str) -> None:
+    """A message that kept failing: end its job as Failed with the reason, then move the run on."""
+    run_id, name = body.get("run"), body.get("mapping")
+    if not run_id or not name:
+        return
+    ctx.jobs.update(run_id, name, _set_status("Failed", reason[:1000]))
+    ctx.errors.add_many([SyncError(run_id, name, body.get("pass") or "job", "job", None, reason[:4000])])
+    state = ctx.states.get(name)
+    if state.lease_run == run_id:
+        ctx.states.release(state)
+    _after_job(ctx, run_id)
+
+
+def _after_job(ctx, run_id: str) -> None:
+    _enqueue_ready(ctx, run_id)
+    _finish_run(ctx, run_id)
+
+
+def _enqueue_ready(ctx, run_id: str) -> None:
+    """Enqueue Waiting jobs whose dependencies all succeeded; fail those whose dependency failed."""
+    jobs = {j.mapping: j for j in ctx.jobs.for_run(run_id)}
+    for job in jobs.values():
+        if job.status != "Waiting":
+            continue
+        deps = [jobs[d] for d in job.depends_on if d in jobs]
+        if any(d.status in ("Failed", "Cancelled") for d in deps):
+            ctx.jobs.update(run_id, job.mapping, _set_status("Failed", "a dependency did not succeed"))
+            continue
+        if all(d.status == "Succeeded" for d in deps):
+            try:
+                job.status = "Pending"
+                ctx.jobs.save(job)  # ETag: of two finishers, exactly one flips it and enqueues
+            except ResourceModifiedError:
+                continue
+            sync_queue.send(sync_queue.message(run_id, job.mapping, job.seq))
+
+
+def _finish_run(ctx, run_id: str) -> None:
+    jobs = ctx.jobs.for_run(run_id)
+    if not all(j.status in TERMINAL for j in jobs):
+        return
+    statuses = {j.status for j in jobs}
+
+    def mutate(run: Run):
+        if run.status not in ACTIVE:
+            return False
+        run.finished_at = iso(now())
+        if "Cancelled" in statuses and run.status != "Failed":
+            run.status = "Cancelled"
+        elif "Failed" in statuses:
+            run.status = "Failed"
+        elif (
+            run.kind in ("full", "mapping")
+            and not run.dry_run
+            and run.after_full_sync == "ask"
+            and _was_full(jobs)
+        ):
+            run.status = "AwaitingDecision"
+        else:
+            run.status = "Succeeded"
+
+    run = ctx.runs.update(run_id, mutate)
+    finished = run is not None and run.status in ("Succeeded", "Failed", "Cancelled")
+    if finished and not run.dry_run and _was_full(jobs):
+        _apply_decision(ctx, run, keep_cleared=run.after_full_sync == "keep")
+
+
+def _was_full(jobs: list[Job]) -> bool:
+    return any(j.cursor.get("full") for j in jobs)
+
+
+# --- the sweeper ---------------------------------------------------------------------------------
+def sweep(ctx) -> list[str]:
+    """Re-enqueue stalled jobs: Running past their lease, or Waiting with all dependencies done."""
+    actions = []
+    for run in ctx.runs.active():
+        jobs = {j.mapping: j for j in ctx.jobs.for_run(run.run_id)}
+        for job in jobs.values():
+            if job.status == "Running":
+                state = ctx.states.get(job.mapping)
+                if not state.lease_active():
+                    sync_queue.send(sync_queue.message(run.run_id, job.mapping, job.seq))
+                    actions.append(f"re-enqueued {run.run_id}/{job.mapping} (lease expired)")
+        before = {n for n, j in jobs.items() if j.status == "Waiting"}
+        _enqueue_ready(ctx, run.run_id)
+        after = {j.mapping for j in ctx.jobs.for_run(run.run_id) if j.status == "Waiting"}
+        actions += [f"re-enqueued {run.run_id}/{n} (dependencies done)" for n in sorted(before - after)]
+        _finish_run(ctx, run.run_id)
+    return actions
+
+
+def log_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -1,0 +1,583 @@
+"""Per-record sync of one page of source records (DESIGN §4), in one direction (a "pass").
+
+``PageSync.run(records)`` decides for every source record — unchanged, update, conflict, deletion
+conflict, skip, match-and-couple, create-and-couple — then writes the destination in bulk, then the
+couplings, and returns counters and errors. Everything it does is idempotent: re-running a page after
+a crash at any point neither duplicates records nor loses changes.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.connectors.errors import ConnectorError
+from shared.mappings import FieldMapping, Mapping
+from shared.mappings.entities import CRM_ENTITIES
+from shared.store.couplings import Coupling
+from shared.store.errors import SyncError
+from shared.store.tables import iso, now
+from shared.sync.values import (
+    LookupFailed,
+    crm_payload_value,
+    equal,
+    raw_value,
+    translate,
+    value_hash,
+)
+
+ID_CHUNK = 50  # ids per "key eq a or key eq b ..." read
+
+
+def crm_create_id(mapping: str, bc_id: str) -> str:
+    """Deterministic id for a CRM record we create from a BC record: a retried create is an upsert."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bc-dataverse-sync/{mapping}/{bc_id.lower()}"))
+
+
+def guid(value: str) -> str:
+    return str(uuid.UUID(str(value)))  # raises ValueError for anything that is not a GUID
+
+
+def id_filter(key: str, ids: list[str]) -> str:
+    return " or ".join(f"{key} eq {guid(i)}" for i in ids)
+
+
+@dataclass
+class Outcome:
+    """What happened to one source record."""
+
+    source_id: str
+    result: str  # inserted | modified | unchanged | skipped | failed | coupled | uncoupled
+    destination_id: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class PageResult:
+    counts: Counter = field(default_factory=Counter)
+    errors: list[SyncError] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class PageSync:
+    """Syncs one page of source records of one mapping in one pass."""
+
+    def __init__(
+        self,
+        ctx,
+        mapping: Mapping,
+        sync_pass: str,
+        *,
+        run_id: str,
+        create_uncoupled: bool,
+        dry_run: bool = False,
+    ):
+        self.ctx = ctx
+        self.m = mapping
+        self.p = sync_pass
+        self.run_id = run_id
+        self.create_uncoupled = create_uncoupled
+        self.dry_run = dry_run
+        self.src, self.dst = ("bc", "crm") if sync_pass == "to_crm" else ("crm", "bc")
+        self.crm_entity = CRM_ENTITIES[mapping.crm_entity]
+        self.flow = [f for f in mapping.fields if f.flows(sync_pass) and not f.is_constant and f.bc and f.crm]
+        self.constants = [f for f in mapping.fields if f.flows(sync_pass) and f.is_constant]
+        self.result = PageResult()
+
+    # --- helpers -----------------------------------------------------------------------------
+    def src_id(self, record: dict[str, Any]) -> str:
+        return (record["id"] if self.src == "bc" else record[self.crm_entity.key]).lower()
+
+    def dst_id(self, record: dict[str, Any]) -> str:
+        return (record["id"] if self.dst == "bc" else record[self.crm_entity.key]).lower()
+
+    def coupling_dst(self, c: Coupling) -> str:
+        return c.crm_id if self.dst == "crm" else c.bc_id
+
+    def src_hashes(self, c: Coupling) -> dict[str, str]:
+        return c.bc_hashes if self.src == "bc" else c.crm_hashes
+
+    def dst_hashes(self, c: Coupling) -> dict[str, str]:
+        return c.crm_hashes if self.dst == "crm" else c.bc_hashes
+
+    def dst_value(self, f: FieldMapping, record: dict[str, Any]) -> Any:
+        return raw_value(self.m, f, record, self.dst)
+
+    def src_value(self, f: FieldMapping, record: dict[str, Any]) -> Any:
+        return raw_value(self.m, f, record, self.src)
+
+    def translated(self, f: FieldMapping, record: dict[str, Any]) -> Any:
+        value = translate(self.m, f, self.src_value(f, record), self.p, self.ctx.lookups)
+        if f.lookup and value is None and f.keep_if_empty:
+            raise _KeepField
+        return value
+
+    def payload(self, values: dict[FieldMapping, Any], with_constants: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        fields = list(values.items())
+        if with_constants:
+            fields += [(f, f.constant) for f in self.constants]
+        for f, value in fields:
+            if self.dst == "crm":
+                name, v = crm_payload_value(self.m, f, value)
+                body[name] = v
+            else:
+                body[f.bc] = value
+        return body
+
+    def fail(
+        self, source_id: str, dest_id: str | None, message: str, code: str | None = None, exc=None
+    ) -> None:
+        stack = "".join(traceback.format_exception(exc)) if exc is not None else None
+        self.result.errors.append(
+            SyncError(self.run_id, self.m.name, self.p, source_id, dest_id, message, stack=stack, code=code)
+        )
+        self.result.outcomes.append(Outcome(source_id, "failed", dest_id, message))
+        self.result.counts["failed"] += 1
+
+    def done(
+        self, source_id: str, result: str, dest_id: str | None = None, message: str | None = None
+    ) -> None:
+        self.result.outcomes.append(Outcome(source_id, result, dest_id, message))
+        self.result.counts[result] += 1
+
+    def values_for(self, record: dict[str, Any]) -> dict[FieldMapping, Any]:
+        """Translated values of every flowing field; fields marked keep-if-empty may be left out."""
+        out = {}
+        for f in self.flow:
+            try:
+                out[f] = self.translated(f, record)
+            except _KeepField:
+                continue
+        return out
+
+    # --- destination reads ---------------------------------------------------------------------
+    def fetch_destination(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), ID_CHUNK):
+            chunk = ids[i : i + ID_CHUNK]
+            if self.dst == "crm":
+                key = self.crm_entity.key
+                page = self.ctx.dataverse.get_page(self.m.crm_entity, filter=id_filter(key, chunk))
+            else:
+                page = self.ctx.bc.get_page(self.m.bc_entity, filter=id_filter("id", chunk))
+            for record in page.records:
+                found[self.dst_id(record)] = record
+        return found
+
+    # --- the page ------------------------------------------------------------------------------
+    def run(self, records: list[dict[str, Any]], force: bool = False) -> PageResult:
+        """Sync ``records`` (already filtered). ``force`` re-checks coupled records even if unchanged."""
+        by_id = {self.src_id(r): r for r in records}
+        couplings = (
+            self.ctx.couplings.by_bc(self.m.name, list(by_id))
+            if self.src == "bc"
+            else self.ctx.couplings.by_crm(self.m.name, list(by_id))
+        )
+        changed: list[tuple[dict[str, Any], Coupling, list[FieldMapping]]] = []
+        uncoupled: list[dict[str, Any]] = []
+        for sid, record in by_id.items():
+            c = couplings.get(sid)
+            if c is None:
+                uncoupled.append(record)
+                continue
+            if c.skipped:
+                self.done(sid, "skipped", self.coupling_dst(c), "record is in Skipped Records")
+                continue
+            if c.last_job == self.run_id and c.last_result == "failed" and self.p == "from_crm":
+                continue  # already failed (and reported) by this run's to_crm pass
+            stored = self.src_hashes(c)
+            src_changed = [f for f in self.flow if value_hash(self.src_value(f, record)) != stored.get(f.key)]
+            if not src_changed and not force and c.last_result != "failed":
+                self.done(sid, "unchanged", self.coupling_dst(c))
+                continue
+            changed.append((record, c, src_changed or self.flow))
+        if changed:
+            self._sync_coupled(changed)
+        if uncoupled:
+            if self.create_uncoupled:
+                self._couple_or_create(uncoupled)
+            else:
+                for record in uncoupled:
+                    self.done(
+                        self.src_id(record), "skipped", None, "not coupled (Synch. Only Coupled Records)"
+                    )
+        return self.result
+
+    # --- coupled records -----------------------------------------------------------------------
+    def _sync_coupled(self, changed: list[tuple[dict[str, Any], Coupling, list[FieldMapping]]]) -> None:
+        dest = self.fetch_destination([self.coupling_dst(c) for _, c, _ in changed])
+        updates: list[tuple[dict[str, Any], Coupling, dict[FieldMapping, Any], dict[str, Any]]] = []
+        saves: list[Coupling] = []
+        for record, c, src_changed in changed:
+            sid, did = self.src_id(record), self.coupling_dst(c)
+            target = dest.get(did)
+            if target is None:
+                self._deletion_conflict(record, c)
+                continue
+            try:
+                values = self.values_for(record)
+            except LookupFailed as exc:
+                self._record_failure(c, sid, did, f"lookup failed: {exc.message}", "LookupFailed")
+                continue
+            stored_dst = self.dst_hashes(c)
+            dst_changed = {
+                f
+                for f in self.flow
+                if value_hash(self.dst_value(f, target)) != stored_dst.get(f.key) and f.key in stored_dst
+            }
+            conflicts = [
+                f
+                for f in src_changed
+                if f in dst_changed
+                and f.direction == "Bidirectional"
+                and f in values
+                and not equal(values[f], self.dst_value(f, target))
+            ]
+            keep_dst: set[FieldMapping] = set()
+            if conflicts:
+                names = ", ".join(f"{f.bc}/{f.crm}" for f in conflicts)
+                policy = self.m.update_conflict
+                if policy == "None":
+                    self._record_failure(
+                        c,
+                        sid,
+                        did,
+                        f"update conflict: {names} changed on both sides since the last sync",
+                        "Conflict",
+                    )
+                    continue
+                winner = "bc" if policy == "SendUpdateToIntegration" else "crm"
+                if winner == self.dst:
+                    keep_dst = set(conflicts)
+            writes = {
+                f: v
+                for f, v in values.items()
+                if f in src_changed and f not in keep_dst and not equal(v, self.dst_value(f, target))
+            }
+            # Hashes after this pass: source = now; destination = what it will hold. Destination-side
+            # edits we did not overwrite keep their old hash so they still flow the other way.
+            new_src = {f.key: value_hash(self.src_value(f, record)) for f in self.flow}
+            new_dst = dict(stored_dst)
+            for f in self.flow:
+                if f in writes:
+                    new_dst[f.key] = value_hash(writes[f])
+                elif f not in dst_changed or f in keep_dst:
+                    new_dst[f.key] = (
+                        stored_dst.get(f.key) if f in keep_dst else value_hash(self.dst_value(f, target))
+                    )
+            self._set_hashes(c, new_src, new_dst)
+            self._mark_success(c, record, target)
+            if writes:
+                updates.append((record, c, writes, target))
+            else:
+                saves.append(c)
+                self.done(sid, "unchanged", did)
+        if updates:
+            self._write_updates(updates)
+        if saves and not self.dry_run:
+            self.ctx.couplings.save_many(saves)
+
+    def _set_hashes(self, c: Coupling, new_src: dict[str, str], new_dst: dict[str, str]) -> None:
+        if self.src == "bc":
+            c.bc_hashes.update(new_src)
+            c.crm_hashes = new_dst
+        else:
+            c.crm_hashes.update(new_src)
+            c.bc_hashes = new_dst
+
+    def _mark_success(self, c: Coupling, record: dict[str, Any], target: dict[str, Any] | None) -> None:
+        c.last_result, c.failures, c.last_error = "success", 0, None
+        c.last_job, c.last_synced_at = self.run_id, iso(now())
+        bc_rec, crm_rec = (record, target) if self.src == "bc" else (target, record)
+        if bc_rec:
+            c.bc_modified = bc_rec.get("lastModifiedDateTime")
+            if self.m.bc_ref_field:
+                c.bc_ref = bc_rec.get(self.m.bc_ref_field)
+        if crm_rec:
+            c.crm_modified = crm_rec.get("modifiedon")
+
+    def _record_failure(
+        self, c: Coupling, sid: str, did: str | None, message: str, code: str, exc=None
+    ) -> None:
+        """Fail a coupled record; the same error twice in a row puts it in Skipped Records."""
+        repeated = c.last_result in ("failed", "skipped") and c.last_error == message
+        c.failures += 1
+        c.last_result = "failed"
+        c.last_job = self.run_id
+        if repeated and c.failures >= 2:
+            c.skipped, c.last_result = True, "skipped"
+        c.last_error = message
+        if not self.dry_run:
+            self.ctx.couplings.save_many([c])
+        self.fail(sid, did, message, code, exc)
+
+    def _write_updates(self, updates) -> None:
+        if self.dry_run:
+            for record, c, _, _ in updates:
+                self.done(self.src_id(record), "modified", self.coupling_dst(c))
+            return
+        if self.dst == "crm":
+            key = self.crm_entity.key
+            bodies = [{**self.payload(w, False), key: self.coupling_dst(c)} for _, c, w, _ in updates]
+            results = self.ctx.dataverse.update_multiple(
+                self.m.crm_entity, self.crm_entity.logical_name, bodies
+            )
+            errors = {r.index: r.error for r in results if not r.ok}
+        else:
+            from shared.connectors.bc import BatchOp
+
+            ops = [
+                BatchOp(
+                    "PATCH",
+                    self.m.bc_entity,
+                    id=c.bc_id,
+                    body=self.payload(w, False),
+                    etag=t.get("@odata.etag"),
+                )
+                for _, c, w, t in updates
+            ]
+            results = self.ctx.bc.batch(ops)
+            errors = {i: r.error for i, r in enumerate(results) if r.error is not None}
+            for i, r in enumerate(results):
+                if r.error is None and r.body:
+                    updates[i][1].bc_modified = r.body.get("lastModifiedDateTime")
+        ok: list[Coupling] = []
+        for i, (record, c, _, _) in enumerate(updates):
+            sid = self.src_id(record)
+            if i in errors:
+                self._reload_failed(c)
+                self._record_failure(c, sid, self.coupling_dst(c), _message(errors[i]), _code(errors[i]))
+            else:
+                ok.append(c)
+                self.done(sid, "modified", self.coupling_dst(c))
+        if ok:
+            self.ctx.couplings.save_many(ok)
+
+    def _reload_failed(self, c: Coupling) -> None:
+        """A failed write must not advance the stored hashes: reload the coupling as it was."""
+        stored = self.ctx.couplings.get(self.m.name, bc_id=c.bc_id)
+        if stored is not None:
+            c.bc_hashes, c.crm_hashes = stored.bc_hashes, stored.crm_hashes
+
+    # --- deletion conflicts --------------------------------------------------------------------
+    def _deletion_conflict(self, record: dict[str, Any], c: Coupling) -> None:
+        sid, did = self.src_id(record), self.coupling_dst(c)
+        policy = self.m.deletion_conflict
+        if policy == "None":
+            self._record_failure(c, sid, did, "the coupled record was deleted", "CounterpartDeleted")
+            return
+        if not self.dry_run:
+            self.ctx.couplings.delete(c)
+        if policy == "RemoveCoupling":
+            self.done(sid, "uncoupled", did, "coupled record was deleted; coupling removed")
+            return
+        self._create([record], restore=True)  # RestoreRecords: recreate the counterpart and couple it
+
+    def handle_source_deleted(self, deleted_ids: list[str]) -> None:
+        """Source records deleted (CRM change tracking): apply the deletion-conflict policy to couplings."""
+        couplings = (
+            self.ctx.couplings.by_crm(self.m.name, deleted_ids)
+            if self.src == "crm"
+            else self.ctx.couplings.by_bc(self.m.name, deleted_ids)
+        )
+        policy = self.m.deletion_conflict
+        for sid, c in couplings.items():
+            did = self.coupling_dst(c)
+            if policy == "RemoveCoupling":
+                if not self.dry_run:
+                    self.ctx.couplings.delete(c)
+                self.done(sid, "uncoupled", did, "record was deleted; coupling removed")
+            elif policy == "RestoreRecords":
+                # The surviving side wins: recreate the deleted record from it in the other pass.
+                if not self.dry_run:
+                    self.ctx.couplings.delete(c)
+                PageSync(
+                    self.ctx,
+                    self.m,
+                    "to_crm" if self.src == "crm" else "from_crm",
+                    run_id=self.run_id,
+                    create_uncoupled=True,
+                    dry_run=self.dry_run,
+                )._restore_from_survivor(did, self.result)
+            else:
+                self.fail(sid, did, "the record was deleted but is still coupled", "SourceDeleted")
+
+    def _restore_from_survivor(self, survivor_id: str, into: PageResult) -> None:
+        self.result = into
+        survivor = self.fetch_source([survivor_id]).get(survivor_id)
+        if survivor is not None:
+            self._create([survivor], restore=True)
+
+    def fetch_source(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        saved, self.dst = self.dst, self.src
+        try:
+            return self.fetch_destination(ids)
+        finally:
+            self.dst = saved
+
+    # --- uncoupled records: match, then create ----------------------------------------------------
+    def _couple_or_create(self, records: list[dict[str, Any]]) -> None:
+        to_create = []
+        matcher = self.ctx.matcher(self.m, self.p, self.run_id)
+        if self.src == "crm" and not self.dry_run:
+            pending = self.ctx.couplings.pending(self.m.name, [self.src_id(r) for r in records])
+            if pending:
+                matcher.refresh()  # a previous attempt may have created some of these in BC already
+        couples: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for record in records:
+            sid = self.src_id(record)
+            try:
+                candidates = matcher.candidates(record, self)
+            except LookupFailed as exc:
+                self.fail(sid, None, f"lookup failed: {exc.message}", "LookupFailed")
+                continue
+            if candidates is None or len(candidates) == 0:
+                to_create.append(record)
+            elif len(candidates) == 1:
+                couples.append((record, candidates[0]))
+            else:
+                ids = ", ".join(self.dst_id(c) for c in candidates[:5])
+                self.fail(
+                    sid, None, f"ambiguous match: {len(candidates)} records match ({ids})", "AmbiguousMatch"
+                )
+        if couples:
+            self._couple_matched(couples, matcher)
+        if to_create:
+            self._create(to_create)
+
+    def _couple_matched(self, pairs, matcher) -> None:
+        taken = (
+            self.ctx.couplings.by_crm(self.m.name, [self.dst_id(t) for _, t in pairs])
+            if self.dst == "crm"
+            else self.ctx.couplings.by_bc(self.m.name, [self.dst_id(t) for _, t in pairs])
+        )
+        new: list[tuple[dict[str, Any], dict[str, Any], Coupling]] = []
+        for record, target in pairs:
+            sid, did = self.src_id(record), self.dst_id(target)
+            if did in taken or matcher.claim(did) is False:
+                self.fail(sid, did, "match is already coupled to another record", "AlreadyCoupled")
+                continue
+            bc_id, crm_id = (sid, did) if self.src == "bc" else (did, sid)
+            new.append((record, target, Coupling(self.m.name, bc_id, crm_id, last_job=self.run_id)))
+        if not new:
+            return
+        if self.dry_run:
+            for record, target, _ in new:
+                self.done(self.src_id(record), "coupled", self.dst_id(target))
+            return
+        created = self.ctx.couplings.create_many([c for _, _, c in new])
+        coupled = []
+        for (record, target, c), ok in zip(new, created, strict=True):
+            if ok:
+                self.done(self.src_id(record), "coupled", self.dst_id(target))
+                coupled.append((record, c, self.flow))
+            else:
+                self.fail(
+                    self.src_id(record), self.dst_id(target), "record is already coupled", "AlreadyCoupled"
+                )
+        # Newly coupled pairs are synced right away (source values win for the fields that flow).
+        counts_before = Counter(self.result.counts)
+        if coupled:
+            self._sync_coupled(coupled)
+            # A freshly coupled pair counts once, as "coupled", not also as modified/unchanged.
+            for k in ("modified", "unchanged"):
+                self.result.counts[k] = counts_before[k]
+
+    def _create(self, records: list[dict[str, Any]], restore: bool = False) -> None:
+        creatable = []
+        for record in records:
+            sid = self.src_id(record)
+            try:
+                values = self.values_for(record)
+            except LookupFailed as exc:
+                self.fail(sid, None, f"lookup failed: {exc.message}", "LookupFailed")
+                continue
+            creatable.append((record, values))
+        if not creatable:
+            return
+        if self.dry_run:
+            for record, _ in creatable:
+                self.done(self.src_id(record), "inserted", None, "would be created")
+            return
+        if self.dst == "crm":
+            self._create_in_crm(creatable)
+        else:
+            self._create_in_bc(creatable)
+
+    def _new_coupling(self, record, values, bc_rec, crm_rec, bc_id, crm_id) -> Coupling:
+        c = Coupling(self.m.name, bc_id, crm_id)
+        new_src = {f.key: value_hash(self.src_value(f, record)) for f in self.flow}
+        new_dst = {f.key: value_hash(v) for f, v in values.items()}
+        self._set_hashes(c, new_src, new_dst)
+        self._mark_success(c, record, None)
+        c.bc_modified = bc_rec.get("lastModifiedDateTime") if bc_rec else c.bc_modified
+        c.crm_modified = crm_rec.get("modifiedon") if crm_rec else c.crm_modified
+        if self.m.bc_ref_field and bc_rec:
+            c.bc_ref = bc_rec.get(self.m.bc_ref_field)
+        return c
+
+    def _create_in_crm(self, creatable) -> None:
+        key = self.crm_entity.key
+        bodies = []
+        for record, values in creatable:
+            body = self.payload(values, True)
+            body[key] = crm_create_id(self.m.name, self.src_id(record))
+            bodies.append(body)
+        results = self.ctx.dataverse.upsert_multiple(self.m.crm_entity, self.crm_entity.logical_name, bodies)
+        errors = {r.index: r.error for r in results if not r.ok}
+        couplings, sources = [], []
+        for i, (record, values) in enumerate(creatable):
+            sid, crm_id = self.src_id(record), bodies[i][key]
+            if i in errors:
+                self.fail(sid, crm_id, _message(errors[i]), _code(errors[i]))
+                continue
+            couplings.append(self._new_coupling(record, values, record, None, sid, crm_id))
+            sources.append(sid)
+        self._store_new_couplings(couplings, sources)
+
+    def _create_in_bc(self, creatable) -> None:
+        from shared.connectors.bc import BatchOp
+
+        crm_ids = [self.src_id(r) for r, _ in creatable]
+        self.ctx.couplings.mark_pending(self.m.name, crm_ids, self.run_id)
+        results = self.ctx.bc.batch(
+            [BatchOp("POST", self.m.bc_entity, body=self.payload(v, True)) for _, v in creatable]
+        )
+        couplings, sources = [], []
+        for (record, values), r in zip(creatable, results, strict=True):
+            sid = self.src_id(record)
+            if r.error is not None:
+                self.fail(sid, None, _message(r.error), _code(r.error))
+                continue
+            bc_rec = r.body or {}
+            couplings.append(self._new_coupling(record, values, bc_rec, record, bc_rec["id"].lower(), sid))
+            sources.append(sid)
+        self._store_new_couplings(couplings, sources)
+        self.ctx.couplings.clear_pending(self.m.name, crm_ids)
+
+    def _store_new_couplings(self, couplings: list[Coupling], sources: list[str]) -> None:
+        created = self.ctx.couplings.create_many(couplings)
+        for c, sid, ok in zip(couplings, sources, created, strict=True):
+            did = c.crm_id if self.dst == "crm" else c.bc_id
+            if ok:
+                self.done(sid, "inserted", did)
+            else:
+                self.fail(sid, did, "created, but the record was coupled concurrently", "AlreadyCoupled")
+
+
+class _KeepField(Exception):
+    """An empty lookup on a field that must keep its destination value (e.g. ownerid)."""
+
+
+def _message(error: Any) -> str:
+    if isinstance(error, ConnectorError):
+        return f"{error.code or error.status}: {error.message}" if error.code else error.message
+    return str(error)
+
+
+def _code(error: Any) -> str | None:
+    return getattr(error, "code", None)

@@ -1,0 +1,203 @@
+"""One bounded slice of a mapping's job: read one source page, sync it, return the next cursor.
+
+A job walks its passes (to_crm, then from_crm for bidirectional mappings); each pass of a modified
+sync first retries the couplings that failed last time, then pages through the changed records
+(BC: ``lastModifiedDateTime gt watermark``; CRM: change tracking, or ``modifiedon`` when tracking
+is unavailable). Watermarks and delta links are saved only when a pass has finished, i.e. after every
+write they cover.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.connectors.errors import BadRequest
+from shared.mappings import Mapping
+from shared.mappings.entities import CRM_ENTITIES
+from shared.odata_filter import evaluate, parse
+from shared.store.errors import SyncError
+from shared.store.tables import iso, parse_iso
+from shared.sync.records import PageSync
+from shared.sync.values import crm_read_name
+
+log = logging.getLogger("sync.slice")
+
+
+@dataclass
+class SliceResult:
+    sync_pass: str
+    counts: Counter = field(default_factory=Counter)
+    errors: list[SyncError] = field(default_factory=list)
+    processed: int = 0
+    cursor: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+
+def crm_select(mapping: Mapping) -> list[str]:
+    entity = CRM_ENTITIES[mapping.crm_entity]
+    names = {entity.key, "modifiedon", "_modifiedby_value", "statecode"}
+    names |= {crm_read_name(mapping, f) for f in mapping.fields if f.crm and not f.is_constant}
+    from shared.odata_filter import properties
+
+    names |= properties(parse(mapping.crm_filter))
+    return sorted(names)
+
+
+def _and(*clauses: str) -> str | None:
+    parts = [f"({c})" for c in clauses if c]
+    return " and ".join(parts) or None
+
+
+class SliceRunner:
+    def __init__(self, ctx, run, job, mapping: Mapping):
+        self.ctx = ctx
+        self.run = run
+        self.job = job
+        self.m = mapping
+        self.full = run.kind == "full" or job.cursor.get("full", False)
+        self.page_size = ctx.settings.slice_max_records
+
+    def first_cursor(self) -> dict[str, Any]:
+        passes = self.m.passes()
+        return {"pass": passes[0], "phase": "main" if self.full else "retry", "link": None, "max_seen": None}
+
+    def page_sync(self, sync_pass: str) -> PageSync:
+        create = self.full or not self.m.sync_only_coupled
+        return PageSync(
+            self.ctx,
+            self.m,
+            sync_pass,
+            run_id=self.run.run_id,
+            create_uncoupled=create,
+            dry_run=self.run.dry_run,
+        )
+
+    def run_slice(self) -> SliceResult:
+        cursor = dict(self.job.cursor or self.first_cursor())
+        sync_pass = cursor["pass"]
+        self.ctx.new_slice()
+        page = self.page_sync(sync_pass)
+        result = SliceResult(sync_pass)
+        if cursor["phase"] == "retry":
+            records = self._failed_records(sync_pass)
+            if records:
+                page.run(records, force=True)
+            result.processed = len(records)
+            cursor["phase"] = "main"
+        elif sync_pass == "to_crm":
+            self._bc_page(page, cursor, result)
+        else:
+            self._crm_page(page, cursor, result)
+        result.counts, result.errors = page.result.counts, page.result.errors
+        if cursor["phase"] == "main" and cursor.get("pass_done"):
+            self._finish_pass(sync_pass, cursor)
+            passes = self.m.passes()
+            i = passes.index(sync_pass)
+            if i + 1 < len(passes):
+                cursor = {
+                    "pass": passes[i + 1],
+                    "phase": "main" if self.full else "retry",
+                    "link": None,
+                    "max_seen": None,
+                }
+            else:
+                result.done = True
+        result.cursor = cursor
+        return result
+
+    # --- sources -----------------------------------------------------------------------------------
+    def _failed_records(self, sync_pass: str) -> list[dict[str, Any]]:
+        failed = list(self.ctx.couplings.iter_all(self.m.name, where="last_result eq 'failed'"))[
+            : self.page_size
+        ]
+        if not failed:
+            return []
+        src_ids = [c.bc_id if sync_pass == "to_crm" else c.crm_id for c in failed]
+        page = self.page_sync(sync_pass)
+        return list(page.fetch_source(src_ids).values())
+
+    def _bc_page(self, page: PageSync, cursor: dict[str, Any], result: SliceResult) -> None:
+        state = self.ctx.states.get(self.m.name)
+        watermark = None if self.full else state.bc_watermark
+        since = f"lastModifiedDateTime gt {watermark}" if watermark else None
+        got = self.ctx.bc.get_page(
+            self.m.bc_entity,
+            filter=_and(self.m.bc_filter, since),
+            page_size=self.page_size,
+            next_link=cursor.get("link"),
+        )
+        records = got.records
+        page.run(records)
+        result.processed = len(records)
+        seen = [r["lastModifiedDateTime"] for r in records if r.get("lastModifiedDateTime")]
+        if seen:
+            newest = max(seen, key=lambda v: parse_iso(v))
+            if not cursor.get("max_seen") or parse_iso(newest) > parse_iso(cursor["max_seen"]):
+                cursor["max_seen"] = newest
+        cursor["link"] = got.next_link
+        cursor["pass_done"] = got.next_link is None
+
+    def _crm_page(self, page: PageSync, cursor: dict[str, Any], result: SliceResult) -> None:
+        state = self.ctx.states.get(self.m.name)
+        flt = parse(self.m.crm_filter)
+        link = cursor.get("link") or (None if self.full else state.crm_delta_link)
+        if cursor.get("mode") != "modifiedon":
+            try:
+                got = self.ctx.dataverse.get_changes(self.m.crm_entity, select=crm_select(self.m), link=link)
+            except BadRequest as exc:
+                # Change tracking is not enabled for this table: fall back to modifiedon.
+                log.warning(
+                    "change tracking unavailable for %s (%s); using modifiedon", self.m.crm_entity, exc
+                )
+                cursor["mode"] = "modifiedon"
+            else:
+                records = [r for r in got.records if evaluate(flt, r)]
+                page.run(records)
+                if got.deleted_ids:
+                    page.handle_source_deleted([i.lower() for i in got.deleted_ids])
+                result.processed = len(records) + len(got.deleted_ids)
+                cursor["link"] = got.next_link
+                cursor["delta_link"] = got.delta_link
+                cursor["pass_done"] = got.next_link is None
+                return
+        watermark = None if self.full else state.crm_watermark
+        since = f"modifiedon gt {watermark}" if watermark else None
+        got = self.ctx.dataverse.get_page(
+            self.m.crm_entity,
+            select=crm_select(self.m),
+            filter=_and(self.m.crm_filter, since),
+            page_size=self.page_size,
+            next_link=cursor.get("link")
+            if cursor.get("mode") == "modifiedon" and cursor.get("link")
+            else None,
+        )
+        page.run(got.records)
+        result.processed = len(got.records)
+        seen = [r["modifiedon"] for r in got.records if r.get("modifiedon")]
+        if seen:
+            cursor["max_seen"] = max([*seen, cursor.get("max_seen") or seen[0]], key=lambda v: parse_iso(v))
+        cursor["link"] = got.next_link
+        cursor["pass_done"] = got.next_link is None
+
+    def _finish_pass(self, sync_pass: str, cursor: dict[str, Any]) -> None:
+        """Move the watermark / delta link forward: every write of the pass is committed by now."""
+        if self.run.dry_run:
+            return
+        started = parse_iso(self.job.started_at)
+        changes: dict[str, Any] = {}
+        if sync_pass == "to_crm":
+            seen = parse_iso(cursor.get("max_seen"))
+            if seen is not None or self.full:
+                candidates = [t for t in (started, seen) if t is not None]
+                changes["bc_watermark"] = iso(min(candidates))
+        elif cursor.get("mode") == "modifiedon":
+            seen = parse_iso(cursor.get("max_seen"))
+            if seen is not None or self.full:
+                changes["crm_watermark"] = iso(min(t for t in (started, seen) if t is not None))
+        elif cursor.get("delta_link"):
+            changes["crm_delta_link"] = cursor["delta_link"]
+        if changes:
+            self.ctx.states.update(self.m.name, **changes)
