@@ -3,7 +3,8 @@
 import azure.functions as func
 
 from functions.http_util import api, body_of, context, json_response
-from shared.api import service
+from shared.api import records, service
+from shared.api.openapi import document as openapi_document
 
 bp = func.Blueprint()
 KEY = func.AuthLevel.FUNCTION
@@ -73,3 +74,68 @@ def mapping(req: func.HttpRequest) -> func.HttpResponse:
     if req.method == "PATCH":
         return json_response(service.patch_mapping(context(), name, body_of(req, required=True)))
     return json_response(service.get_mapping(context(), name))
+
+
+@bp.route(route="mappings/{name}/couplings", methods=["GET", "POST", "DELETE"], auth_level=KEY)
+@api
+def couplings(req: func.HttpRequest) -> func.HttpResponse:
+    name = req.route_params["name"]
+    if req.method == "GET":
+        return json_response(records.list_couplings(context(), name, dict(req.params)))
+    if req.method == "POST":
+        return json_response(records.couple(context(), name, body_of(req, required=True)), 201)
+    return json_response(records.uncouple(context(), name, body_of(req, required=True)))
+
+
+@bp.route(route="mappings/{name}/records/sync", methods=["POST"], auth_level=KEY)
+@api
+def records_sync(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(
+        records.sync_records(context(), req.route_params["name"], body_of(req, required=True))
+    )
+
+
+@bp.route(route="mappings/{name}/records/create", methods=["POST"], auth_level=KEY)
+@api
+def records_create(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(
+        records.create_records(context(), req.route_params["name"], body_of(req, required=True))
+    )
+
+
+@bp.route(route="mappings/{name}/match", methods=["POST"], auth_level=KEY)
+@api
+def match(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(records.match(context(), req.route_params["name"], body_of(req)))
+
+
+@bp.route(route="mappings/{name}/skipped/restore", methods=["POST"], auth_level=KEY)
+@api
+def skipped_restore(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(
+        records.restore_skipped(context(), req.route_params["name"], body_of(req, required=True))
+    )
+
+
+@bp.route(route="errors", methods=["GET"], auth_level=KEY)
+@api
+def errors(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(records.list_errors(context(), dict(req.params)))
+
+
+@bp.route(route="errors/retry", methods=["POST"], auth_level=KEY)
+@api
+def errors_retry(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(records.retry_errors(context(), body_of(req, required=True)))
+
+
+@bp.route(route="openapi.json", methods=["GET"], auth_level=KEY)
+@api
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(openapi_document())
+
+
+@bp.route(route="schedule", methods=["GET"], auth_level=KEY)
+@api
+def schedule(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.schedule(context()))

@@ -194,3 +194,18 @@ def reset_mappings(ctx) -> dict[str, Any]:
     if active:
         raise ApiError(409, "RunInProgress", f"run {active[0].run_id} is running; reset after it ends")
     return {"value": [m.model_dump() for m in ctx.mappings.reset()], "continuation": None}
+
+
+def schedule(ctx) -> dict[str, Any]:
+    """The NCRONTAB schedule of the modified sync and when it fires next (UTC)."""
+    from datetime import UTC, datetime
+
+    from croniter import croniter
+
+    expression = ctx.settings.sync_schedule
+    fields = expression.split()
+    if len(fields) != 6:
+        raise ApiError(500, "BadSchedule", f"SYNC_SCHEDULE must have 6 fields, got {expression!r}")
+    # NCRONTAB puts seconds first; croniter takes them last.
+    cron = croniter(" ".join(fields[1:] + fields[:1]), datetime.now(UTC))
+    return {"schedule": expression, "next_run": cron.get_next(datetime).isoformat().replace("+00:00", "Z")}

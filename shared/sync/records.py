@@ -74,6 +74,8 @@ class PageSync:
         run_id: str,
         create_uncoupled: bool,
         dry_run: bool = False,
+        matcher=None,
+        create_unmatched: bool = True,
     ):
         self.ctx = ctx
         self.m = mapping
@@ -81,6 +83,9 @@ class PageSync:
         self.run_id = run_id
         self.create_uncoupled = create_uncoupled
         self.dry_run = dry_run
+        self.matcher = matcher  # match criteria other than the mapping's (the match action)
+        self.create_unmatched = create_unmatched
+        self.sync_after_couple = True  # the match action couples without writing values
         self.src, self.dst = ("bc", "crm") if sync_pass == "to_crm" else ("crm", "bc")
         self.crm_entity = CRM_ENTITIES[mapping.crm_entity]
         self.flow = [f for f in mapping.fields if f.flows(sync_pass) and not f.is_constant and f.bc and f.crm]
@@ -422,7 +427,7 @@ class PageSync:
     # --- uncoupled records: match, then create ----------------------------------------------------
     def _couple_or_create(self, records: list[dict[str, Any]]) -> None:
         to_create = []
-        matcher = self.ctx.matcher(self.m, self.p, self.run_id)
+        matcher = self.matcher or self.ctx.matcher(self.m, self.p, self.run_id)
         if self.src == "crm" and not self.dry_run:
             pending = self.ctx.couplings.pending(self.m.name, [self.src_id(r) for r in records])
             if pending:
@@ -446,8 +451,11 @@ class PageSync:
                 )
         if couples:
             self._couple_matched(couples, matcher)
-        if to_create:
+        if to_create and self.create_unmatched:
             self._create(to_create)
+        else:
+            for record in to_create:
+                self.done(self.src_id(record), "no_match")
 
     def _couple_matched(self, pairs, matcher) -> None:
         taken = (
@@ -481,7 +489,7 @@ class PageSync:
                 )
         # Newly coupled pairs are synced right away (source values win for the fields that flow).
         counts_before = Counter(self.result.counts)
-        if coupled:
+        if coupled and self.sync_after_couple:
             self._sync_coupled(coupled)
             # A freshly coupled pair counts once, as "coupled", not also as modified/unchanged.
             for k in ("modified", "unchanged"):

@@ -1,0 +1,147 @@
+"""The CRM ribbon button: open the coupled BC record, coupling it first when the mapping allows.
+
+Coupled → redirect to the BC web client. Not coupled, and the mapping has "Synch. Only Coupled
+Records" off and direction Bidirectional or FromIntegrationTable → create the BC record from the CRM
+record, couple, redirect. Otherwise a small localized page says why and how to couple. The redirect
+target is built only from settings and BC data (never from the request), so it cannot be bent into
+an open redirect.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from shared.api.errors import ApiError
+from shared.mappings import Mapping
+from shared.mappings.entities import CRM_ENTITIES
+from shared.odata_filter import evaluate, parse
+from shared.store.runs import Run, new_run_id
+from shared.store.tables import iso, now
+from shared.sync.records import PageSync
+
+# BC web client card pages and the field their filter uses.
+BC_PAGES = {
+    "customers": (21, "No.", "number"),
+    "contacts": (5050, "No.", "number"),
+    "items": (30, "No.", "number"),
+    "resources": (76, "No.", "number"),
+    "currencies": (5, "Code", "code"),
+    "salespeople": (5116, "Code", "code"),
+    "unitsOfMeasure": (209, "Code", "code"),
+}
+LANGUAGES = ("en", "sv", "nl", "fr")
+MESSAGES: dict[str, dict[str, str]] = json.loads(
+    (Path(__file__).parent / "ribbon_messages.json").read_text("utf-8")
+)
+
+
+@dataclass
+class RibbonAnswer:
+    status: int
+    location: str | None = None
+    html: str | None = None
+
+
+def negotiate(accept_language: str | None) -> str:
+    """Best of en/sv/nl/fr by Accept-Language q-values (default en)."""
+    best, best_q = "en", -1.0
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        match = re.search(r"q=([0-9.]+)", params)
+        if match:
+            try:
+                q = float(match.group(1))
+            except ValueError:
+                q = 0.0
+        lang = tag.strip().lower()[:2]
+        if lang in LANGUAGES and q > best_q:
+            best, best_q = lang, q
+    return best
+
+
+def page(lang: str, key: str, **values: str) -> str:
+    text = MESSAGES[lang]
+    safe = {k: html.escape(v) for k, v in values.items()}
+    body = html.escape(text[key].format(**{k: "{" + k + "}" for k in values})).format(**safe)
+    return (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(text['title'])}</title>"
+        "<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;"
+        "color:#1b1b1b;line-height:1.5}h1{font-size:1.4rem}</style></head><body><main>"
+        f"<h1>{html.escape(text['title'])}</h1><p>{body}</p><p>{html.escape(text['how'])}</p>"
+        "</main></body></html>"
+    )
+
+
+def bc_url(ctx, m: Mapping, bc_record: dict[str, Any]) -> str:
+    page_id, filter_field, source = BC_PAGES[m.bc_entity]
+    s = ctx.settings
+    company = ctx.bc.company_name()
+    value = str(bc_record.get(source) or "").replace("'", "''")
+    query = urlencode(
+        {"company": company, "page": page_id, "filter": f"'{filter_field}' IS '{value}'"}, quote_via=quote
+    )
+    return (
+        f"{s.bc_web_client_url}/{quote(s.bc_tenant_id, safe='')}/{quote(s.bc_environment, safe='')}/?{query}"
+    )
+
+
+def open_record(ctx, entity: str | None, record_id: str | None, accept_language: str | None) -> RibbonAnswer:
+    lang = negotiate(accept_language)
+    if not entity or not re.fullmatch(r"[a-z_]{1,64}", entity):
+        raise ApiError(
+            400, "InvalidEntity", "entity must be a Dataverse logical name such as account", "entity"
+        )
+    try:
+        crm_id = str(uuid.UUID((record_id or "").strip("{}")))
+    except ValueError:
+        raise ApiError(400, "InvalidId", "id must be a GUID", "id") from None
+    mappings = [m for m in ctx.mappings.all() if CRM_ENTITIES[m.crm_entity].logical_name == entity]
+    if not mappings:
+        return RibbonAnswer(200, html=page(lang, "no_mapping", entity=entity))
+    for m in mappings:
+        c = ctx.couplings.get(m.name, crm_id=crm_id)
+        if c is not None:
+            bc_record = ctx.bc.get(m.bc_entity, c.bc_id)
+            if bc_record is None:
+                return RibbonAnswer(200, html=page(lang, "missing"))
+            return RibbonAnswer(302, location=bc_url(ctx, m, bc_record))
+    record = ctx.dataverse.get(mappings[0].crm_entity, crm_id)
+    if record is None:
+        raise ApiError(404, "RecordNotFound", f"no {entity} record {crm_id} in Dataverse", "id")
+    eligible = [m for m in mappings if evaluate(parse(m.crm_filter), record)]
+    if not eligible:
+        return RibbonAnswer(200, html=page(lang, "filtered", mappings=", ".join(m.name for m in mappings)))
+    m = eligible[0]
+    if m.sync_only_coupled:
+        return RibbonAnswer(200, html=page(lang, "only_coupled", mapping=m.name))
+    if not m.allows("from_crm"):
+        return RibbonAnswer(200, html=page(lang, "direction", mapping=m.name))
+    run = ctx.runs.create(Run(new_run_id(), "records", "ribbon", [m.name], status="Running"))
+    sync = PageSync(ctx, m, "from_crm", run_id=run.run_id, create_uncoupled=True)
+    sync._create([record])
+    if sync.result.errors:
+        ctx.errors.add_many(sync.result.errors)
+    outcome = sync.result.outcomes[0] if sync.result.outcomes else None
+    ok = outcome is not None and outcome.result == "inserted"
+
+    def finish(r: Run):
+        r.status, r.finished_at = ("Succeeded" if ok else "Failed"), iso(now())
+        r.message = outcome.message if outcome and not ok else None
+
+    ctx.runs.update(run.run_id, finish)
+    if not ok:
+        return RibbonAnswer(
+            200, html=page(lang, "failed", error=(outcome.message if outcome else "unknown") or "")
+        )
+    bc_record = ctx.bc.get(m.bc_entity, outcome.destination_id)
+    return RibbonAnswer(302, location=bc_url(ctx, m, bc_record or {}))
