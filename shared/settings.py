@@ -103,8 +103,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HTTP_MAX_RETRY_SECONDS", "300", "Upper bound of the total time spent retrying one request."),
     # Engine
     Setting("SLICE_MAX_RECORDS", "5000", "Source records processed by one queue message (one slice)."),
+    Setting("LEASE_SECONDS", "600", "How long a run holds a mapping between slices (then the sweeper may)."),
+    Setting("SLICE_CLAIM_SECONDS", "120", "How long one slice may run before another worker may redo it."),
     Setting(
-        "LEASE_SECONDS", "600", "How long a worker holds a mapping lease before the sweeper may take over."
+        "STORAGE_TABLE_PREFIX",
+        "",
+        "Prefix for the app's table names (lets tests share one storage account).",
+        azure_managed=True,
     ),
     # Portal and ribbon authentication (in addition to function keys)
     Setting(

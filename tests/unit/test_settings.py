@@ -35,3 +35,19 @@ def test_out_of_range_values_are_rejected(name, value):
 def test_setting_names_are_unique():
     names = [s.name for s in SETTINGS]
     assert len(names) == len(set(names))
+
+
+def test_sample_local_settings_lists_every_setting():
+    import json
+    from pathlib import Path
+
+    sample = json.loads((Path(__file__).parents[2] / "local.settings.sample.json").read_text())["Values"]
+    expected = {s.name for s in SETTINGS if not s.name.startswith("AzureWebJobsStorage__")}
+    assert expected <= set(sample), sorted(expected - set(sample))
+    assert sample["FUNCTIONS_WORKER_RUNTIME"] == "python"
+    # The sample never carries a real secret.
+    assert all(
+        sample[s.name] in ("", "<written by python -m devstack up>", "UseDevelopmentStorage=true")
+        for s in SETTINGS
+        if s.secret and s.name in sample
+    )
