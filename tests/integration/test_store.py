@@ -1,0 +1,161 @@
+"""The Table Storage shapes against real Azurite: one-to-one couplings, ETag-guarded state, jobs, runs."""
+
+import uuid
+
+import pytest
+from azure.core.exceptions import ResourceModifiedError
+
+from shared.store.couplings import Coupling, CouplingStore
+from shared.store.errors import ErrorStore, SyncError, parse_error_id
+from shared.store.jobs import Job, JobStore
+from shared.store.mapping_defs import MappingStore
+from shared.store.mapping_state import LeaseHeld, MappingStateStore
+from shared.store.runs import Run, RunStore, new_run_id
+from shared.store.tables import Tables
+
+
+@pytest.fixture
+def tables(storage_env, unique_name) -> Tables:
+    t = Tables(prefix=unique_name)
+    t.ensure()
+    return t
+
+
+def gid() -> str:
+    return str(uuid.uuid4())
+
+
+def test_coupling_is_one_to_one(tables):
+    store = CouplingStore(tables)
+    bc, crm = gid(), gid()
+    assert store.create(Coupling("CUSTOMER", bc, crm))
+    # Neither side can be coupled again, and a failed attempt writes nothing.
+    assert not store.create(Coupling("CUSTOMER", bc, gid()))
+    other = gid()
+    assert not store.create(Coupling("CUSTOMER", other, crm))
+    assert store.get("CUSTOMER", bc_id=other) is None
+    assert store.get("CUSTOMER", crm_id=crm).bc_id == bc
+    # Another mapping is another partition: the same records may be coupled there.
+    assert store.create(Coupling("CONTACT", bc, crm))
+
+
+def test_create_many_falls_back_per_coupling_when_one_conflicts(tables):
+    store = CouplingStore(tables)
+    taken = Coupling("ITEM-PRODUCT", gid(), gid())
+    assert store.create(taken)
+    batch = [Coupling("ITEM-PRODUCT", gid(), gid()) for _ in range(60)]
+    batch[37] = Coupling("ITEM-PRODUCT", gid(), taken.crm_id)
+    results = store.create_many(batch)
+    assert results.count(False) == 1 and results[37] is False
+    found = store.by_bc("ITEM-PRODUCT", [c.bc_id for c in batch])
+    assert len(found) == 59
+
+
+def test_bulk_reads_by_both_sides_and_hash_round_trip(tables):
+    store = CouplingStore(tables)
+    couplings = [
+        Coupling("CUSTOMER", gid(), gid(), bc_hashes={"a>b": "1"}, bc_ref=f"C{i}") for i in range(120)
+    ]
+    assert all(store.create_many(couplings))
+    wanted = couplings[::3]
+    by_bc = store.by_bc("CUSTOMER", [c.bc_id.upper() for c in wanted])
+    assert set(by_bc) == {c.bc_id for c in wanted}
+    by_crm = store.by_crm("CUSTOMER", [c.crm_id for c in couplings[:5]])
+    assert {c.bc_id for c in by_crm.values()} == {c.bc_id for c in couplings[:5]}
+    assert by_bc[wanted[0].bc_id].bc_hashes == {"a>b": "1"}
+    changed = by_bc[wanted[0].bc_id]
+    changed.crm_hashes, changed.failures, changed.skipped = {"x": "y"}, 2, True
+    store.save_many([changed])
+    again = store.get("CUSTOMER", crm_id=changed.crm_id)
+    assert again.crm_hashes == {"x": "y"} and again.skipped and again.failures == 2
+    page, token = store.list("CUSTOMER", page_size=50)
+    assert len(page) == 50 and token
+    skipped, _ = store.list("CUSTOMER", where="skipped eq true")
+    assert [c.bc_id for c in skipped] == [changed.bc_id]
+
+
+def test_delete_removes_both_rows_and_pending_journal(tables):
+    store = CouplingStore(tables)
+    c = Coupling("CONTACT", gid(), gid())
+    store.create(c)
+    store.delete(c)
+    assert store.get("CONTACT", bc_id=c.bc_id) is None and store.get("CONTACT", crm_id=c.crm_id) is None
+    ids = [gid() for _ in range(3)]
+    store.mark_pending("CONTACT", ids, "job")
+    assert store.pending("CONTACT", ids + [gid()]) == set(ids)
+    store.clear_pending("CONTACT", ids[:2])
+    assert store.pending("CONTACT", ids) == {ids[2]}
+
+
+def test_mapping_lease_excludes_other_runs_and_other_slices(tables):
+    states = MappingStateStore(tables)
+    lease = states.acquire("CUSTOMER", "run-a", "slice-1", 60)
+    with pytest.raises(LeaseHeld):
+        states.acquire("CUSTOMER", "run-b", "slice-9", 60)
+    with pytest.raises(LeaseHeld):
+        states.acquire("CUSTOMER", "run-a", "slice-2", 60)  # a duplicate message of the same run
+    states.release(lease, keep_for_run_seconds=60)
+    with pytest.raises(LeaseHeld):
+        states.acquire("CUSTOMER", "run-b", "slice-9", 60)  # still held by run-a between slices
+    states.acquire("CUSTOMER", "run-a", "slice-2", 60)
+    states.release(states.get("CUSTOMER"))
+    assert states.acquire("CUSTOMER", "run-b", "slice-9", 60).lease_run == "run-b"
+
+
+def test_state_writes_are_etag_guarded(tables):
+    states = MappingStateStore(tables)
+    states.update("CURRENCY", bc_watermark="2024-01-01T00:00:00Z")
+    first, second = states.get("CURRENCY"), states.get("CURRENCY")
+    first.crm_delta_link = "link-1"
+    states.save(first)
+    second.crm_delta_link = "link-2"
+    with pytest.raises(ResourceModifiedError):
+        states.save(second)
+    assert states.get("CURRENCY").crm_delta_link == "link-1"
+
+
+def test_runs_newest_first_and_jobs_counters(tables):
+    runs, jobs = RunStore(tables), JobStore(tables)
+    ids = []
+    for _ in range(3):
+        run = runs.create(Run(new_run_id(), "full", "api", ["CURRENCY"]))
+        ids.append(run.run_id)
+    listed, _ = runs.list(limit=10)
+    assert [r.run_id for r in listed] == ids[::-1]  # newest first (each create takes > 1 ms)
+        :3
+    ] == ids[::-1]
+    jobs.create_many([Job(ids[0], "CURRENCY", [], ["to_crm"])])
+    job = jobs.get(ids[0], "CURRENCY")
+    stale = jobs.get(ids[0], "CURRENCY")
+    job.add("to_crm", {"inserted": 3, "failed": 1})
+    jobs.save(job)
+    stale.add("to_crm", {"inserted": 100})
+    with pytest.raises(ResourceModifiedError):
+        jobs.save(stale)
+    assert jobs.get(ids[0], "CURRENCY").counters["to_crm"]["inserted"] == 3
+
+
+def test_errors_round_trip_and_ids(tables):
+    errors = ErrorStore(tables)
+    run_id = new_run_id()
+    errors.add_many(
+        [SyncError(run_id, "CUSTOMER", "to_crm", gid(), None, "boom", stack="trace") for _ in range(120)]
+    )
+    listed = errors.list(run_id=run_id, limit=500)
+    assert len(listed) == 120
+    one = listed[0]
+    assert parse_error_id(one.error_id)[0] == run_id
+    assert errors.get(one.error_id).message == "boom"
+    with pytest.raises(ValueError):
+        parse_error_id("bm90LWFuLWlk")
+
+
+def test_mappings_seed_edit_and_reset(tables):
+    store = MappingStore(tables)
+    names = [m.name for m in store.all()]
+    assert names[:3] == ["CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE"]
+    customer = store.by_name()["CUSTOMER"]
+    store.replace(customer.model_copy(update={"sync_only_coupled": False}))
+    assert store.by_name()["CUSTOMER"].sync_only_coupled is False
+    store.reset()
+    assert store.by_name()["CUSTOMER"].sync_only_coupled is True
