@@ -4,6 +4,7 @@ import azure.functions as func
 
 from functions.http_util import api, context
 from shared.api import ribbon
+from shared.api.auth import check_user
 
 bp = func.Blueprint()
 
@@ -11,6 +12,7 @@ bp = func.Blueprint()
 @bp.route(route="crm/open", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @api
 def crm_open(req: func.HttpRequest) -> func.HttpResponse:
+    check_user(context().settings, req.headers)
     answer = ribbon.open_record(
         context(), req.params.get("entity"), req.params.get("id"), req.headers.get("accept-language")
     )
