@@ -51,3 +51,11 @@ def test_sample_local_settings_lists_every_setting():
         for s in SETTINGS
         if s.secret and s.name in sample
     )
+
+
+def test_readme_configuration_table_lists_every_setting():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    missing = [s.name for s in SETTINGS if f"| `{s.name}` |" not in readme]
+    assert not missing, f"README configuration table lacks {missing}"
