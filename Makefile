@@ -5,9 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo up down test lint fmt bench soak clean
+.PHONY: setup chromium demo up down test lint fmt bench soak clean
 
 setup: $(STAMP) node_modules/.installed
+
+# The portal's browser tests drive Debian's Chromium (Playwright never downloads a browser here).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else echo "install Debian's chromium (sudo apt-get install chromium) for the portal tests"; fi; }
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,7 +41,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: setup lint
+test: setup chromium lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup
