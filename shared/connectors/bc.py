@@ -1,0 +1,185 @@
+"""Business Central API v2.0 client: companies, paging, CRUD with ETags, JSON $batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from shared.connectors.dataverse import Page
+from shared.connectors.errors import ConnectorError, NotFound, Throttled, parse_error
+from shared.connectors.http import ServiceClient, retry_after_seconds
+from shared.connectors.odata import guid
+from shared.settings import Settings, get_settings
+
+
+@dataclass
+class BatchOp:
+    method: str  # POST | PATCH | DELETE | GET
+    entity: str
+    id: str | None = None
+    body: dict[str, Any] | None = None
+    etag: str | None = None
+
+
+@dataclass
+class BatchResult:
+    status: int
+    body: dict[str, Any] | None = None
+    error: ConnectorError | None = None
+
+
+class BcClient:
+    def __init__(self, settings: Settings | None = None, tokens=None):
+        self.settings = settings or get_settings()
+        s = self.settings
+        tenant, env = quote(s.bc_tenant_id, safe=""), quote(s.bc_environment, safe="")
+        self.root = f"{s.bc_api_url}/v2.0/{tenant}/{env}/api/v2.0"
+        self.http = ServiceClient(
+            "bc", s, s.bc_scope, s.bc_max_concurrency, tokens, headers={"Accept": "application/json"}
+        )
+        self._company: dict[str, Any] | None = None
+
+    def stats(self) -> dict[str, int]:
+        return self.http.stats()
+
+    # --- companies ---------------------------------------------------------------------------------
+    def companies(self) -> list[dict[str, Any]]:
+        return self.http.request("GET", f"{self.root}/companies", kind="read").json().get("value", [])
+
+    def _the_company(self) -> dict[str, Any]:
+        if self._company is None:
+            companies = self.companies()
+            wanted = self.settings.bc_company_id.lower()
+            chosen = next((c for c in companies if c["id"].lower() == wanted), None) if wanted else None
+            if chosen is None and not wanted and companies:
+                chosen = companies[0]
+            if chosen is None:
+                raise NotFound(
+                    "bc", 404, "Internal_CompanyNotFound", f"company {wanted or '(any)'} not found"
+                )
+            self._company = chosen
+        return self._company
+
+    @property
+    def company_id(self) -> str:
+        return self._the_company()["id"]
+
+    def company_name(self) -> str:
+        return self._the_company().get("name") or self._the_company().get("displayName") or ""
+
+    def _url(self, entity: str, id: str | None = None) -> str:
+        url = f"{self.root}/companies({self.company_id})/{entity}"
+        return f"{url}({guid(id)})" if id else url
+
+    # --- reads ---------------------------------------------------------------------------------------
+    def get_page(
+        self,
+        entity: str,
+        *,
+        filter: str | None = None,
+        select: list[str] | None = None,
+        orderby: str | None = None,
+        page_size: int | None = None,
+        next_link: str | None = None,
+    ) -> Page:
+        headers = {"Prefer": f"odata.maxpagesize={page_size or self.settings.bc_page_size}"}
+        if next_link:
+            response = self.http.request("GET", next_link, kind="read", headers=headers)
+        else:
+            params = {}
+            if filter:
+                params["$filter"] = filter
+            if select:
+                params["$select"] = ",".join(select)
+            if orderby:
+                params["$orderby"] = orderby
+            response = self.http.request(
+                "GET", self._url(entity), kind="read", headers=headers, params=params
+            )
+        body = response.json()
+        return Page(body.get("value", []), body.get("@odata.nextLink"))
+
+    def iter_records(self, entity: str, **query: Any) -> Iterator[dict[str, Any]]:
+        link = None
+        while True:
+            page = self.get_page(entity, next_link=link, **query)
+            yield from page.records
+            link = page.next_link
+            if not link:
+                return
+
+    def get(self, entity: str, id: str) -> dict[str, Any] | None:
+        try:
+            return self.http.request("GET", self._url(entity, id), kind="read").json()
+        except NotFound:
+            return None
+
+    # --- writes --------------------------------------------------------------------------------------
+    def create(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.http.request("POST", self._url(entity), kind="write", json=body).json()
+
+    def update(self, entity: str, id: str, body: dict[str, Any], etag: str = "*") -> dict[str, Any]:
+        """PATCH with If-Match: a stale ETag raises Conflict (409 Request_EntityChanged)."""
+        return self.http.request("PATCH", self._url(entity, id), kind="write", json=body,
+                                 headers={"If-Match": etag}).json()  # fmt: skip
+
+    def delete(self, entity: str, id: str, etag: str = "*") -> None:
+        self.http.request("DELETE", self._url(entity, id), kind="write", headers={"If-Match": etag})
+
+    def batch(self, ops: list[BatchOp]) -> list[BatchResult]:
+        """JSON $batch in chunks of BC_BATCH_SIZE, chunks in parallel up to the concurrency cap."""
+        if not ops:
+            return []
+        size = self.settings.bc_batch_size
+        chunks = [ops[i : i + size] for i in range(0, len(ops), size)]
+        workers = max(1, min(len(chunks), self.settings.bc_max_concurrency))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return [r for chunk in pool.map(self._batch_chunk, chunks) for r in chunk]
+
+    def _batch_chunk(self, ops: list[BatchOp]) -> list[BatchResult]:
+        results: list[BatchResult | None] = [None] * len(ops)
+        pending = list(range(len(ops)))
+        company = f"companies({self.company_id})"
+        for _attempt in range(self.settings.http_max_attempts):
+            requests = []
+            for i in pending:
+                op = ops[i]
+                url = f"{company}/{op.entity}" + (f"({guid(op.id)})" if op.id else "")
+                headers = {"Content-Type": "application/json"}
+                if op.method in ("PATCH", "DELETE"):
+                    headers["If-Match"] = op.etag or "*"
+                request = {"id": str(i), "method": op.method, "url": url, "headers": headers}
+                if op.body is not None:
+                    request["body"] = op.body
+                requests.append(request)
+            response = self.http.request(
+                "POST", f"{self.root}/$batch", kind="batch", json={"requests": requests}
+            )
+            throttled, wait = [], 0.0
+            for answer in response.json().get("responses", []):
+                i, status = int(answer["id"]), int(answer["status"])
+                body = answer.get("body")
+                if 200 <= status < 300:
+                    results[i] = BatchResult(status, body if isinstance(body, dict) else None)
+                elif status == 429:
+                    throttled.append(i)
+                    hint = retry_after_seconds((answer.get("headers") or {}).get("Retry-After"))
+                    wait = max(wait, hint if hint is not None else 1.0)
+                else:
+                    results[i] = BatchResult(status, None, parse_error("bc", status, body))
+            if not throttled:
+                break
+            # Throttled operations inside a batch are retried on their own (they did not run).
+            self.http.count("throttled")
+            self.http.count("retries")
+            self.http.sleep(wait)
+            pending = throttled
+        for i in pending:
+            if results[i] is None:
+                results[i] = BatchResult(
+                    429, None, Throttled("bc", 429, "TooManyRequests", "throttled in $batch")
+                )
+        return [r for r in results if r is not None]

@@ -1,0 +1,210 @@
+"""Dataverse Web API v9.2 client: paging, change tracking, CRUD with upsert semantics, bulk writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.connectors.errors import ConnectorError, Duplicate, NotFound, PreconditionFailed
+from shared.connectors.http import ServiceClient
+from shared.connectors.odata import guid
+from shared.settings import Settings, get_settings
+
+
+@dataclass
+class Page:
+    records: list[dict[str, Any]]
+    next_link: str | None = None
+
+
+@dataclass
+class ChangesPage:
+    records: list[dict[str, Any]]
+    deleted_ids: list[str] = field(default_factory=list)
+    next_link: str | None = None
+    delta_link: str | None = None
+
+
+@dataclass
+class RecordResult:
+    index: int
+    id: str | None
+    ok: bool
+    error: ConnectorError | None = None
+
+
+class DataverseClient:
+    def __init__(self, settings: Settings | None = None, tokens=None):
+        self.settings = settings or get_settings()
+        self.base = f"{self.settings.dataverse_url}/api/data/v9.2"
+        self.http = ServiceClient(
+            "dataverse",
+            self.settings,
+            self.settings.dataverse_scope,
+            self.settings.dataverse_max_concurrency,
+            tokens,
+            headers={"OData-MaxVersion": "4.0", "OData-Version": "4.0", "Accept": "application/json"},
+        )
+        self._whoami: str | None = None
+
+    def stats(self) -> dict[str, int]:
+        return self.http.stats()
+
+    # --- reads ------------------------------------------------------------------------------------
+    def _query(self, entity_set: str, select, filter, orderby, top=None) -> dict[str, str]:
+        params = {}
+        if select:
+            params["$select"] = ",".join(select)
+        if filter:
+            params["$filter"] = filter
+        if orderby:
+            params["$orderby"] = orderby
+        if top:
+            params["$top"] = str(top)
+        return params
+
+    def get_page(
+        self,
+        entity_set: str,
+        *,
+        select: list[str] | None = None,
+        filter: str | None = None,
+        orderby: str | None = None,
+        page_size: int | None = None,
+        next_link: str | None = None,
+    ) -> Page:
+        size = min(page_size or self.settings.dataverse_page_size, 5000)
+        headers = {"Prefer": f"odata.maxpagesize={size}"}
+        if next_link:
+            response = self.http.request("GET", next_link, kind="read", headers=headers)
+        else:
+            params = self._query(entity_set, select, filter, orderby)
+            response = self.http.request(
+                "GET", f"{self.base}/{entity_set}", kind="read", headers=headers, params=params
+            )
+        body = response.json()
+        return Page(body.get("value", []), body.get("@odata.nextLink"))
+
+    def iter_records(self, entity_set: str, **query: Any) -> Iterator[dict[str, Any]]:
+        link = None
+        while True:
+            page = self.get_page(entity_set, next_link=link, **query)
+            yield from page.records
+            link = page.next_link
+            if not link:
+                return
+
+    def get_changes(
+        self, entity_set: str, *, select: list[str] | None = None, link: str | None = None
+    ) -> ChangesPage:
+        """One page of changes: start tracking (``link`` None) or follow a nextLink / deltaLink.
+
+        Raises BadRequest when change tracking is not enabled for the table.
+        """
+        size = min(self.settings.dataverse_page_size, 5000)
+        headers = {"Prefer": f"odata.track-changes,odata.maxpagesize={size}"}
+        if link:
+            response = self.http.request("GET", link, kind="read", headers=headers)
+        else:
+            params = self._query(entity_set, select, None, None)
+            response = self.http.request(
+                "GET", f"{self.base}/{entity_set}", kind="read", headers=headers, params=params
+            )
+        body = response.json()
+        records, deleted = [], []
+        for row in body.get("value", []):
+            if (
+                str(row.get("@odata.context", "")).endswith("$deletedEntity")
+                or row.get("reason") == "deleted"
+            ):
+                deleted.append(row["id"])
+            else:
+                records.append(row)
+        return ChangesPage(records, deleted, body.get("@odata.nextLink"), body.get("@odata.deltaLink"))
+
+    def get(self, entity_set: str, id: str, select: list[str] | None = None) -> dict[str, Any] | None:
+        params = {"$select": ",".join(select)} if select else None
+        try:
+            return self.http.request("GET", self._key_url(entity_set, id), kind="read", params=params).json()
+        except NotFound:
+            return None
+
+    def whoami(self) -> str:
+        """The integration (application) user's systemuserid: our own writes carry it as modifier."""
+        if self._whoami is None:
+            self._whoami = (
+                self.http.request("GET", f"{self.base}/WhoAmI", kind="read").json()["UserId"].lower()
+            )
+        return self._whoami
+
+    # --- single writes ------------------------------------------------------------------------------
+    def _key_url(self, entity_set: str, id: str) -> str:
+        return f"{self.base}/{entity_set}({guid(id)})"
+
+    def create(self, entity_set: str, id: str, body: dict[str, Any]) -> None:
+        """Create with a caller-chosen id (PATCH upsert, create only): a retry cannot make a twin."""
+        try:
+            self.http.request("PATCH", self._key_url(entity_set, id), kind="write", json=body,
+                              headers={"If-None-Match": "*"})  # fmt: skip
+        except PreconditionFailed as exc:
+            raise Duplicate(exc.service, exc.status, exc.code, f"{entity_set}({id}) already exists") from None
+
+    def update(self, entity_set: str, id: str, body: dict[str, Any], etag: str | None = None) -> None:
+        """Update only the given fields; with ``etag`` a concurrent change raises PreconditionFailed."""
+        self.http.request("PATCH", self._key_url(entity_set, id), kind="write", json=body,
+                          headers={"If-Match": etag or "*"})  # fmt: skip
+
+    def delete(self, entity_set: str, id: str) -> None:
+        self.http.request("DELETE", self._key_url(entity_set, id), kind="write")
+
+    @staticmethod
+    def bind(entity_set: str, id: str) -> str:
+        return f"/{entity_set}({guid(id)})"
+
+    # --- bulk writes ---------------------------------------------------------------------------------
+    def _bulk(self, action: str, entity_set: str, logical_name: str, records: list[dict[str, Any]]):
+        size = self.settings.dataverse_bulk_size
+        key = f"{logical_name}id"
+        chunks = [list(range(i, min(i + size, len(records)))) for i in range(0, len(records), size)]
+
+        def send(indexes: list[int]) -> list[RecordResult]:
+            return self._bulk_chunk(action, entity_set, logical_name, key, records, indexes)
+
+        workers = max(1, min(len(chunks), self.settings.dataverse_max_concurrency, 4))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = [r for chunk in pool.map(send, chunks) for r in chunk]
+        return sorted(results, key=lambda r: r.index)
+
+    def _bulk_chunk(self, action, entity_set, logical_name, key, records, indexes) -> list[RecordResult]:
+        """One request for the chunk; when it fails (all-or-nothing), bisect to isolate the bad records."""
+        targets = [{"@odata.type": f"Microsoft.Dynamics.CRM.{logical_name}", **records[i]} for i in indexes]
+        url = f"{self.base}/{entity_set}/Microsoft.Dynamics.CRM.{action}"
+        try:
+            self.http.request("POST", url, kind="bulk", json={"Targets": targets})
+            return [RecordResult(i, records[i].get(key), True) for i in indexes]
+        except ConnectorError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                raise  # not about the records: let the slice fail and be retried
+            if len(indexes) == 1:
+                return [RecordResult(indexes[0], records[indexes[0]].get(key), False, exc)]
+        half = len(indexes) // 2
+        return self._bulk_chunk(
+            action, entity_set, logical_name, key, records, indexes[:half]
+        ) + self._bulk_chunk(action, entity_set, logical_name, key, records, indexes[half:])
+
+    def upsert_multiple(
+        self, entity_set: str, logical_name: str, records: list[dict[str, Any]]
+    ) -> list[RecordResult]:
+        return self._bulk("UpsertMultiple", entity_set, logical_name, records) if records else []
+
+    def create_multiple(
+        self, entity_set: str, logical_name: str, records: list[dict[str, Any]]
+    ) -> list[RecordResult]:
+        return self._bulk("CreateMultiple", entity_set, logical_name, records) if records else []
+
+    def update_multiple(
+        self, entity_set: str, logical_name: str, records: list[dict[str, Any]]
+    ) -> list[RecordResult]:
+        return self._bulk("UpdateMultiple", entity_set, logical_name, records) if records else []
