@@ -1,0 +1,1 @@
+"""A local HTTPS OAuth2 token authority (client credentials, OpenID discovery, JWKS) for devstack."""

@@ -1,0 +1,3 @@
+from devstack.idp.server import main
+
+raise SystemExit(main())
