@@ -67,8 +67,18 @@ def build_app(port: int, state: Path, tenant: str, client_id: str, secret: str, 
     kid = uuid.uuid5(uuid.NAMESPACE_URL, _b64(numbers.n)).hex[:16]
     base = f"https://127.0.0.1:{port}/{tenant}"
     issuer = f"{base}/v2.0"
-    jwks = {"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": _b64(numbers.n),
-                      "e": _b64(numbers.e)}]}  # fmt: skip
+    jwks = {
+        "keys": [
+            {
+                "kty": "RSA",
+                "use": "sig",
+                "alg": "RS256",
+                "kid": kid,
+                "n": _b64(numbers.n),
+                "e": _b64(numbers.e),
+            }
+        ]
+    }
 
     def error(status: int, code: str, description: str, aadsts: int) -> JSONResponse:
         body = {"error": code, "error_description": f"AADSTS{aadsts}: {description}", "error_codes": [aadsts]}
@@ -77,10 +87,19 @@ def build_app(port: int, state: Path, tenant: str, client_id: str, secret: str, 
     def mint(aud: str, expires_in: int, extra: dict | None = None) -> str:
         now = int(time.time())
         claims = {
-            "aud": aud, "iss": issuer, "iat": now, "nbf": now, "exp": now + expires_in, "tid": tenant,
-            "appid": client_id, "azp": client_id, "oid": oid_for(client_id), "sub": oid_for(client_id),
-            "ver": "2.0", "roles": [],
-        }  # fmt: skip
+            "aud": aud,
+            "iss": issuer,
+            "iat": now,
+            "nbf": now,
+            "exp": now + expires_in,
+            "tid": tenant,
+            "appid": client_id,
+            "azp": client_id,
+            "oid": oid_for(client_id),
+            "sub": oid_for(client_id),
+            "ver": "2.0",
+            "roles": [],
+        }
         claims.update(extra or {})
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
@@ -131,8 +150,14 @@ def build_app(port: int, state: Path, tenant: str, client_id: str, secret: str, 
         if len(resources) != 1 or len(scope) != 1:
             return error(400, "invalid_scope", "The scope must be a single '<resource>/.default'.", 1002012)
         access = mint(resources[0], lifetime)
-        return JSONResponse({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-                             "access_token": access})  # fmt: skip
+        return JSONResponse(
+            {
+                "token_type": "Bearer",
+                "expires_in": lifetime,
+                "ext_expires_in": lifetime,
+                "access_token": access,
+            }
+        )
 
     async def admin_token(request: Request) -> JSONResponse:
         bad = check_tenant(request)
@@ -168,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         args.port, args.state_dir, args.tenant, args.client_id, args.client_secret, args.token_lifetime
     )
     print(json.dumps({"idp": f"https://127.0.0.1:{args.port}/{args.tenant}"}), flush=True)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, ssl_certfile=str(cert), ssl_keyfile=str(key),
-                log_level="warning")  # fmt: skip
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="warning",
+    )
     return 0

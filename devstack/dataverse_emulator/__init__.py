@@ -1,0 +1,1 @@
+"""Dataverse Web API v9.2 emulator (devstack only)."""

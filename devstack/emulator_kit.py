@@ -1,0 +1,460 @@
+"""What both emulators share: a SQLite record store with OData querying, bearer-token validation,
+fault injection (latency, errors, connection resets, throttling, concurrency limit), request stats
+and the `/_admin` API.
+
+Filters are parsed by the engine's own parser (`shared.odata_filter`) and compiled to SQL with bound
+parameters; keyset paging on the key keeps pages stable while records change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import sqlite3
+import ssl
+import threading
+import time
+from collections import Counter, deque
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from shared.odata_filter import Call, Compare, FilterError, Literal, Logical, Not, Prop, parse
+
+
+class ODataError(Exception):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def stamp(moment: datetime | None = None) -> str:
+    """Fixed-width UTC timestamps (microseconds, Z) so string order is time order."""
+    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Clock:
+    """Strictly increasing timestamps: two writes never share a modified time."""
+
+    def __init__(self):
+        self._last = ""
+        self._lock = threading.Lock()
+
+    def now(self) -> str:
+        with self._lock:
+            value = stamp()
+            if value <= self._last:
+                moment = datetime.strptime(self._last, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+                value = stamp(datetime.fromtimestamp(moment.timestamp() + 1e-6, UTC))
+            self._last = value
+            return value
+
+
+# --- filters -> SQL --------------------------------------------------------------------------------
+def _sql(node, columns: dict[str, str], params: list) -> str:
+    if isinstance(node, Logical):
+        return f"({_sql(node.left, columns, params)} {node.op.upper()} {_sql(node.right, columns, params)})"
+    if isinstance(node, Not):
+        return f"(NOT {_sql(node.operand, columns, params)})"
+    if isinstance(node, Compare):
+        left, right = _sql(node.left, columns, params), _sql(node.right, columns, params)
+        op = {"eq": "IS", "ne": "IS NOT", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}[node.op]
+        return f"({left} {op} {right})"
+    if isinstance(node, Call):
+        args = [_sql(a, columns, params) for a in node.args]
+        if node.name == "tolower":
+            return f"lower({args[0]})"
+        if node.name == "toupper":
+            return f"upper({args[0]})"
+        if node.name == "contains":
+            return f"(instr({args[0]}, {args[1]}) > 0)"
+        if node.name == "startswith":
+            return f"(substr({args[0]}, 1, length({args[1]})) = {args[1]})"
+        return f"(substr({args[0]}, -length({args[1]})) = {args[1]})"
+    if isinstance(node, Prop):
+        if node.name not in columns:
+            raise ODataError(f"Could not find a property named '{node.name}'.")
+        return columns[node.name]
+    if isinstance(node, Literal):
+        value = node.value
+        if isinstance(value, datetime):
+            value = stamp(value)
+        elif isinstance(value, bool):
+            value = 1 if value else 0
+        params.append(value)
+        return "?"
+    raise ODataError("unsupported filter expression")
+
+
+def compile_filter(text: str | None, columns: dict[str, str]) -> tuple[str, list]:
+    try:
+        node = parse(text or "")
+    except FilterError as exc:
+        raise ODataError(f"Syntax error in $filter: {exc}") from None
+    if node is None:
+        return "1=1", []
+    params: list = []
+    return _sql(node, columns, params), params
+
+
+# --- the record store ------------------------------------------------------------------------------
+class Store:
+    """Records per entity in SQLite: key, JSON data, version (for change tracking), partition (company)."""
+
+    def __init__(self, entities: list[str], path: str = ":memory:"):
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.lock = threading.RLock()
+        self.entities = entities
+        self.version = 0
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            for e in self.entities:
+                self.db.execute(f'DROP TABLE IF EXISTS "{e}"')
+                self.db.execute(f'DROP TABLE IF EXISTS "{e}__deleted"')
+                self.db.execute(
+                    f'CREATE TABLE "{e}" (key TEXT PRIMARY KEY, part TEXT, version INTEGER, data TEXT)'
+                )
+                self.db.execute(f'CREATE INDEX "{e}_version" ON "{e}"(version)')
+                self.db.execute(f'CREATE TABLE "{e}__deleted" (key TEXT, part TEXT, version INTEGER)')
+            self.version = 0
+
+    def next_version(self) -> int:
+        self.version += 1
+        return self.version
+
+    def get(self, entity: str, key: str) -> dict[str, Any] | None:
+        row = self.db.execute(f'SELECT data FROM "{entity}" WHERE key = ?', (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(
+        self, entity: str, key: str, data: dict[str, Any], part: str = "", version: int | None = None
+    ) -> None:
+        version = version if version is not None else self.next_version()
+        self.db.execute(
+            f'INSERT OR REPLACE INTO "{entity}" (key, part, version, data) VALUES (?, ?, ?, ?)',
+            (key, part, version, json.dumps(data)),
+        )
+
+    def delete(self, entity: str, key: str, part: str = "") -> bool:
+        gone = self.db.execute(f'DELETE FROM "{entity}" WHERE key = ?', (key,)).rowcount > 0
+        if gone:
+            self.db.execute(
+                f'INSERT INTO "{entity}__deleted" VALUES (?, ?, ?)', (key, part, self.next_version())
+            )
+        return gone
+
+    def query(
+        self,
+        entity: str,
+        where: str,
+        params: list,
+        *,
+        part: str | None = None,
+        after: str | None = None,
+        order: str | None = None,
+        offset: int = 0,
+        limit: int = 5000,
+        min_version: int | None = None,
+        max_version: int | None = None,
+    ) -> list[dict[str, Any]]:
+        clauses, args = [f"({where})"], list(params)
+        if part is not None:
+            clauses.append("part = ?")
+            args.append(part)
+        if after is not None:
+            clauses.append("key > ?")
+            args.append(after)
+        if min_version is not None:
+            clauses.append("version > ?")
+            args.append(min_version)
+        if max_version is not None:
+            clauses.append("version <= ?")
+            args.append(max_version)
+        where_sql = " AND ".join(clauses)
+        sql = f'SELECT data FROM "{entity}" WHERE {where_sql} ORDER BY {order or "key"} LIMIT ? OFFSET ?'
+        try:
+            rows = self.db.execute(sql, [*args, limit, offset]).fetchall()
+        except sqlite3.Error as exc:
+            raise ODataError(f"The query could not be evaluated: {exc}") from None
+        return [json.loads(r[0]) for r in rows]
+
+    def count(
+        self, entity: str, where: str = "1=1", params: list | None = None, part: str | None = None
+    ) -> int:
+        sql, args = f'SELECT count(*) FROM "{entity}" WHERE ({where})', list(params or [])
+        if part is not None:
+            sql += " AND part = ?"
+            args.append(part)
+        return self.db.execute(sql, args).fetchone()[0]
+
+    def deleted_since(self, entity: str, version: int, upto: int, part: str | None = None) -> list[str]:
+        sql = f'SELECT key FROM "{entity}__deleted" WHERE version > ? AND version <= ?'
+        args: list = [version, upto]
+        if part is not None:
+            sql += " AND part = ?"
+            args.append(part)
+        return [r[0] for r in self.db.execute(sql + " ORDER BY version", args)]
+
+
+def json_columns(fields: list[str], key: str) -> dict[str, str]:
+    """OData property -> SQL expression over the JSON document (the key has its own column)."""
+    columns = {f: f"json_extract(data, '$.\"{f}\"')" for f in fields}
+    columns[key] = "key"
+    return columns
+
+
+def order_clause(text: str | None, columns: dict[str, str]) -> str | None:
+    if not text:
+        return None
+    parts = []
+    for item in text.split(","):
+        words = item.split()
+        if not words or len(words) > 2 or words[0] not in columns:
+            raise ODataError(f"Invalid $orderby: {item.strip()!r}")
+        direction = (words[1] if len(words) == 2 else "asc").lower()
+        if direction not in ("asc", "desc"):
+            raise ODataError(f"Invalid $orderby direction {direction!r}")
+        parts.append(f"{columns[words[0]]} {direction.upper()}")
+    return ", ".join(parts + ["key"])
+
+
+# --- faults, throttling, stats ---------------------------------------------------------------------
+class Faults:
+    def __init__(self, default_concurrency: int):
+        self.default_concurrency = default_concurrency
+        self.clear()
+        self.lock = threading.Lock()
+        self.stats: Counter = Counter()
+        self.in_flight = 0
+        self.window: deque[float] = deque()
+
+    def clear(self) -> None:
+        self.latency_ms = 0.0
+        self.error_rate = 0.0
+        self.status = 503
+        self.reset_rate = 0.0
+        self.throttle: dict[str, float] | None = None
+        self.max_concurrency = getattr(self, "default_concurrency", 0)
+        self.window = deque()
+
+    def configure(self, body: dict[str, Any]) -> None:
+        if not body:
+            self.clear()
+            return
+        self.latency_ms = float(body.get("latency_ms", self.latency_ms))
+        self.error_rate = float(body.get("error_rate", self.error_rate))
+        self.status = int(body.get("status", self.status))
+        self.reset_rate = float(body.get("reset_rate", self.reset_rate))
+        if "throttle" in body:
+            self.throttle = body["throttle"] or None
+            self.window = deque()
+        self.max_concurrency = int(body.get("max_concurrency", self.max_concurrency))
+
+    def throttled(self) -> float | None:
+        """Seconds to wait when the request-rate limit is exceeded (None when allowed)."""
+        if not self.throttle:
+            return None
+        now, window = time.monotonic(), float(self.throttle.get("window_s", 1))
+        while self.window and self.window[0] <= now - window:
+            self.window.popleft()
+        if len(self.window) >= int(self.throttle.get("requests", 1)):
+            return max(0.0, self.window[0] + window - now)
+        self.window.append(now)
+        return None
+
+
+class Emulator:
+    """Base: auth, faults, stats and the admin API around an emulator's own routes."""
+
+    name = "emulator"
+    error_codes = {
+        "unauthorized": "Unauthorized",
+        "throttled": "TooManyRequests",
+        "server": "InternalServerError",
+    }
+
+    def __init__(self, authority: str, ca: str, audience: str, concurrency: int):
+        self.authority = authority.rstrip("/")
+        self.audience = audience
+        self.faults = Faults(concurrency)
+        context = ssl.create_default_context(cafile=ca)
+        self.jwks = jwt.PyJWKClient(
+            f"{self.authority}/discovery/v2.0/keys", ssl_context=context, lifespan=3600
+        )
+        self.lock = threading.RLock()
+
+    # subclasses implement these
+    def routes(self) -> list[Route]:
+        raise NotImplementedError
+
+    def kind(self, request: Request) -> str:
+        return "write" if request.method in ("POST", "PATCH", "PUT", "DELETE") else "read"
+
+    def error(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+        )
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        raise NotImplementedError
+
+    def records(self, entity: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    # auth
+    def claims(self, request: Request) -> dict[str, Any] | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        try:
+            key = self.jwks.get_signing_key_from_jwt(token)
+            return jwt.decode(
+                token, key.key, algorithms=["RS256"], audience=self.audience, issuer=f"{self.authority}/v2.0"
+            )
+        except jwt.PyJWTError:
+            return None
+
+    # the ASGI wrapper
+    def app(self) -> Starlette:
+        admin = [
+            Route("/_admin/reset", self._admin_reset, methods=["POST"]),
+            Route("/_admin/seed", self._admin_seed, methods=["POST"]),
+            Route("/_admin/records/{entity}", self._admin_records),
+            Route("/_admin/stats", self._admin_stats),
+            Route("/_admin/stats/reset", self._admin_stats_reset, methods=["POST"]),
+            Route("/_admin/faults", self._admin_faults, methods=["POST", "GET"]),
+            Route("/_admin/health", lambda r: JSONResponse({"status": "ok", "emulator": self.name})),
+        ]
+        inner = Starlette(routes=admin + self.routes())
+        emulator = self
+
+        async def asgi(scope, receive, send):
+            if scope["type"] != "http" or scope["path"].startswith("/_admin"):
+                await inner(scope, receive, send)
+                return
+            await emulator._guarded(scope, receive, send, inner)
+
+        return asgi  # type: ignore[return-value]
+
+    async def _guarded(self, scope, receive, send, inner) -> None:
+        request = Request(scope, receive)
+        f = self.faults
+        with f.lock:
+            f.stats[f"{scope['method']} {self.kind(request)}"] += 1
+            f.stats["total"] += 1
+        if f.latency_ms:
+            await asyncio.sleep(f.latency_ms / 1000)
+        with f.lock:
+            wait = f.throttled()
+            too_many = f.max_concurrency and f.in_flight >= f.max_concurrency
+            if wait is None and not too_many:
+                f.in_flight += 1
+        if wait is not None or too_many:
+            with f.lock:
+                f.stats["throttled"] += 1
+            retry = str(max(1, math.ceil(wait or 1)))
+            message = "Rate limit is exceeded." if wait is not None else "Too many concurrent requests."
+            response = self.error(429, self.error_codes["throttled"], message, {"Retry-After": retry})
+            await response(scope, receive, send)
+            return
+        try:
+            if f.reset_rate and random.random() < f.reset_rate:
+                with f.lock:
+                    f.stats["resets"] += 1
+                # Promise a body and break off: the client sees the connection die mid-response.
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]}
+                )
+                await send({"type": "http.response.body", "body": b"{", "more_body": True})
+                raise ConnectionAbortedError("injected connection reset")
+            if f.error_rate and random.random() < f.error_rate:
+                with f.lock:
+                    f.stats["errors"] += 1
+                response = self.error(f.status, self.error_codes["server"], "Injected failure.")
+                await response(scope, receive, send)
+                return
+            claims = self.claims(request)
+            if claims is None:
+                response = self.error(
+                    401,
+                    self.error_codes["unauthorized"],
+                    "Bearer token missing or invalid.",
+                    {"WWW-Authenticate": f'Bearer authorization_uri="{self.authority}"'},
+                )
+                await response(scope, receive, send)
+                return
+            scope.setdefault("state", {})["claims"] = claims
+            await inner(scope, receive, send)
+        finally:
+            with f.lock:
+                f.in_flight -= 1
+
+    # admin handlers
+    async def _admin_reset(self, request: Request) -> Response:
+        with self.lock:
+            self.reset()
+            self.faults.clear()
+            self.faults.stats.clear()
+        return JSONResponse({"reset": True})
+
+    async def _admin_seed(self, request: Request) -> Response:
+        body = await request.json()
+        with self.lock:
+            try:
+                counts = self.seed(body)
+            except KeyError as exc:
+                return self.error(400, "BadRequest", f"unknown entity {exc}")
+        return JSONResponse({"seeded": counts})
+
+    async def _admin_records(self, request: Request) -> Response:
+        with self.lock:
+            try:
+                return JSONResponse({"value": self.records(request.path_params["entity"])})
+            except KeyError:
+                return self.error(404, "NotFound", "unknown entity")
+
+    async def _admin_stats(self, request: Request) -> Response:
+        with self.faults.lock:
+            return JSONResponse(dict(self.faults.stats))
+
+    async def _admin_stats_reset(self, request: Request) -> Response:
+        with self.faults.lock:
+            self.faults.stats.clear()
+        return JSONResponse({"reset": True})
+
+    async def _admin_faults(self, request: Request) -> Response:
+        if request.method == "POST":
+            self.faults.configure(await request.json())
+        f = self.faults
+        return JSONResponse(
+            {
+                "latency_ms": f.latency_ms,
+                "error_rate": f.error_rate,
+                "status": f.status,
+                "reset_rate": f.reset_rate,
+                "throttle": f.throttle,
+                "max_concurrency": f.max_concurrency,
+            }
+        )
+
+
+def serve(app, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=30)
