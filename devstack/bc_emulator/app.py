@@ -1,0 +1,439 @@
+"""Business Central API v2.0 emulator (customers, contacts, items, currencies, units, salespeople,
+resources), over SQLite.
+
+Server-assigned ids, number series, `lastModifiedDateTime`, ETags with mandatory If-Match on PATCH and
+DELETE (409 `Request_EntityChanged` when stale), `$filter/$select/$orderby/$top/$skip`, paging with
+`@odata.nextLink` (20000 per page unless `Prefer: odata.maxpagesize`), JSON `$batch` ≤ 100, BC's error
+codes, bearer-token validation (audience https://api.businesscentral.dynamics.com, tenant in the URL).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from devstack.emulator_kit import (
+    Clock,
+    Emulator,
+    ODataError,
+    Store,
+    compile_filter,
+    json_columns,
+    order_clause,
+)
+from shared.mappings.entities import BC_ENTITIES
+
+AUDIENCE = "https://api.businesscentral.dynamics.com"
+DEFAULT_COMPANY = {
+    "id": "c0c0c0c0-0000-4000-8000-000000000001",
+    "name": "CRONUS",
+    "displayName": "CRONUS Inc.",
+}
+SERIES = {
+    "customers": ("number", "C", 10, 5),
+    "contacts": ("number", "CT", 10, 6),
+    "items": ("number", "", 1000, 4),
+    "resources": ("number", "R", 10, 4),
+    "salespeople": ("code", "SP", 10, 4),
+}
+KEY_FIELD = {e: ("code" if "code" in f and e != "customers" else "number") for e, f in BC_ENTITIES.items()}
+DEFAULTS = {
+    "customers": {
+        "type": "Company",
+        "blocked": " ",
+        "creditLimit": 0,
+        "currencyId": None,
+        "currencyCode": "",
+    },
+    "contacts": {"type": "Person", "companyNumber": "", "companyName": ""},
+    "items": {"type": "Inventory", "blocked": False, "unitPrice": 0, "unitCost": 0, "inventory": 0},
+    "resources": {"type": "Person", "blocked": False, "unitPrice": 0, "unitCost": 0},
+    "salespeople": {"blocked": False},
+}
+GUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+
+
+class BcError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class BusinessCentral(Emulator):
+    name = "bc"
+    error_codes = {
+        "unauthorized": "Unauthorized",
+        "throttled": "Application_TooManyRequests",
+        "server": "InternalServerError",
+    }
+
+    def __init__(
+        self, port: int, authority: str, ca: str, tenant: str, environment: str, db: str = ":memory:"
+    ):
+        super().__init__(authority, ca, audience=AUDIENCE, concurrency=5)
+        self.tenant, self.environment = tenant, environment
+        self.base = f"http://127.0.0.1:{port}/v2.0/{tenant}/{environment}/api/v2.0"
+        self.store = Store(["companies", *BC_ENTITIES], db)
+        self.clock = Clock()
+        self.columns = {
+            e: json_columns([*fields, "lastModifiedDateTime"], "id") for e, fields in BC_ENTITIES.items()
+        }
+        self.reset()
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.series: dict[tuple[str, str], int] = {}
+        self.store.put("companies", DEFAULT_COMPANY["id"], DEFAULT_COMPANY)
+
+    def kind(self, request: Request) -> str:
+        return "batch" if request.url.path.endswith("$batch") else super().kind(request)
+
+    # --- records ---------------------------------------------------------------------------------------
+    def etag(self, record: dict[str, Any]) -> str:
+        token = base64.b64encode(f"{record['_version']};{record['lastModifiedDateTime']}".encode()).decode()
+        return f'W/"{token}"'
+
+    def shape(self, record: dict[str, Any], select: list[str] | None = None) -> dict[str, Any]:
+        out = {"@odata.etag": self.etag(record)}
+        out.update({k: v for k, v in record.items() if not k.startswith("_")})
+        if select:
+            out = {k: v for k, v in out.items() if k in select or k in ("id", "@odata.etag")}
+        return out
+
+    def _next_number(self, company: str, entity: str) -> str:
+        field, prefix, start, width = SERIES[entity]
+        n = self.series.get((company, entity), start)
+        while True:
+            candidate = f"{prefix}{n:0{width}d}"
+            n += 1
+            if not self._find(company, entity, field, candidate):
+                self.series[(company, entity)] = n
+                return candidate
+
+    def _find(self, company: str, entity: str, field: str, value: Any) -> dict[str, Any] | None:
+        rows = self.store.query(
+            entity, f"json_extract(data, '$.\"{field}\"') = ?", [value], part=company, limit=1
+        )
+        return rows[0] if rows else None
+
+    def _link_fields(self, company: str, entity: str, record: dict[str, Any], body: dict[str, Any]) -> None:
+        """Keep code/id pairs consistent, like BC's API pages do."""
+        if entity == "customers":
+            if body.get("currencyId"):
+                currency = self.store.get("currencies", str(body["currencyId"]).lower())
+                if currency is None:
+                    raise BcError(
+                        400, "BadRequest_NotFound", f"The currency {body['currencyId']} does not exist."
+                    )
+                record["currencyCode"] = currency["code"]
+            elif "currencyCode" in body:
+                currency = (
+                    self._find(company, "currencies", "code", body["currencyCode"])
+                    if body["currencyCode"]
+                    else None
+                )
+                record["currencyId"] = currency["id"] if currency else None
+            elif "currencyId" in body:
+                record["currencyCode"] = ""
+        if entity == "contacts" and "companyNumber" in body:
+            customer = (
+                self._find(company, "customers", "number", body["companyNumber"])
+                if body["companyNumber"]
+                else None
+            )
+            record["companyName"] = customer["displayName"] if customer else ""
+        if entity in ("items", "resources"):
+            if body.get("baseUnitOfMeasureId"):
+                unit = self.store.get("unitsOfMeasure", str(body["baseUnitOfMeasureId"]).lower())
+                if unit is None:
+                    raise BcError(
+                        400, "BadRequest_NotFound", f"The unit {body['baseUnitOfMeasureId']} does not exist."
+                    )
+                record["baseUnitOfMeasureCode"] = unit["code"]
+            elif body.get("baseUnitOfMeasureCode"):
+                unit = self._find(company, "unitsOfMeasure", "code", body["baseUnitOfMeasureCode"])
+                record["baseUnitOfMeasureId"] = unit["id"] if unit else None
+
+    def write(
+        self, company: str, entity: str, body: dict[str, Any], current: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        allowed = set(BC_ENTITIES[entity])
+        record = (
+            dict(current)
+            if current
+            else {"id": str(body.get("id") or uuid.uuid4()).lower(), **DEFAULTS.get(entity, {})}
+        )
+        for name, value in body.items():
+            if name in ("id", "@odata.etag", "lastModifiedDateTime"):
+                continue
+            if name not in allowed:
+                raise BcError(
+                    400,
+                    "BadRequest_PropertyNotFound",
+                    f"The property '{name}' does not exist on type 'Microsoft.NAV.{entity[:-1]}'.",
+                )
+            record[name] = value
+        key_field = KEY_FIELD[entity]
+        if not record.get(key_field):
+            if entity not in SERIES:
+                raise BcError(400, "BadRequest_RequiredField", f"{key_field} must have a value.")
+            record[key_field] = self._next_number(company, entity)
+        twin = self._find(company, entity, key_field, record[key_field])
+        if twin is not None and twin["id"] != record["id"]:
+            raise BcError(
+                400,
+                "Internal_EntityWithSameKeyExists",
+                f"The record in table {entity} already exists. Identification fields and values: "
+                f"{key_field}='{record[key_field]}'",
+            )
+        self._link_fields(company, entity, record, body)
+        record["lastModifiedDateTime"] = self.clock.now()
+        record["_version"] = self.store.next_version()
+        self.store.put(entity, record["id"], record, part=company, version=record["_version"])
+        if entity == "customers" and current and current.get("displayName") != record.get("displayName"):
+            for contact in self.store.query(
+                "contacts",
+                "json_extract(data, '$.companyNumber') = ?",
+                [record["number"]],
+                part=company,
+                limit=10**9,
+            ):
+                contact["companyName"] = record.get("displayName") or ""
+                self.store.put("contacts", contact["id"], contact, part=company, version=contact["_version"])
+        return record
+
+    # --- routing ---------------------------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        prefix = "/v2.0/{tenant}/{environment}/api/v2.0"
+        return [
+            Route(prefix + "/$batch", self.batch_route, methods=["POST"]),
+            Route(prefix + "/{path:path}", self.route, methods=["GET", "POST", "PATCH", "DELETE"]),
+        ]
+
+    def _check_target(self, request: Request) -> None:
+        claims = request.scope.get("state", {}).get("claims", {})
+        if (
+            request.path_params["tenant"] != claims.get("tid")
+            or request.path_params["environment"] != self.environment
+        ):
+            raise BcError(
+                401, "Unauthorized", "The tenant or environment in the URL does not match the token."
+            )
+
+    async def route(self, request: Request) -> Response:
+        try:
+            self._check_target(request)
+            body = None
+            if request.method in ("POST", "PATCH"):
+                try:
+                    body = json.loads(await request.body() or b"{}")
+                except ValueError:
+                    raise BcError(
+                        400, "BadRequest_InvalidRequestBody", "The request body is not valid JSON."
+                    ) from None
+            with self.lock:
+                status, payload, headers = self.handle(
+                    request.method,
+                    request.path_params["path"],
+                    dict(request.query_params),
+                    dict(request.headers),
+                    body,
+                )
+        except BcError as exc:
+            return self.error(exc.status, exc.code, exc.message)
+        except ODataError as exc:
+            return self.error(exc.status, "BadRequest", exc.message)
+        if payload is None:
+            return Response(status_code=status, headers=headers)
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    def handle(self, method: str, path: str, params: dict, headers: dict, body: Any):
+        headers = {k.lower(): v for k, v in headers.items()}
+        if path == "companies":
+            if method != "GET":
+                raise BcError(405, "BadRequest_MethodNotAllowed", "Companies are read-only.")
+            rows = self.store.query("companies", "1=1", [], limit=1000)
+            return 200, {"value": rows}, None
+        match = re.fullmatch(rf"companies\({GUID}\)(?:/(\w+)(?:\({GUID}\))?)?", path)
+        if not match:
+            raise BcError(404, "BadRequest_NotFound", f"No HTTP resource was found that matches '{path}'.")
+        company, entity, key = match.group(1).lower(), match.group(2), match.group(3)
+        if self.store.get("companies", company) is None:
+            raise BcError(404, "Internal_CompanyNotFound", f"The company {company} does not exist.")
+        if entity is None:
+            return 200, self.store.get("companies", company), None
+        if entity not in BC_ENTITIES:
+            raise BcError(404, "BadRequest_NotFound", f"Resource not found for the segment '{entity}'.")
+        key = key.lower() if key else None
+        current = self.store.get(entity, key) if key else None
+        if key and current is None:
+            raise BcError(404, "Internal_RecordNotFound", f"The {entity} record {key} does not exist.")
+        if method == "GET":
+            if current:
+                return 200, self.shape(current, _select(params)), None
+            return 200, self.list(company, entity, params, headers), None
+        if method == "POST" and not key:
+            record = self.write(company, entity, body or {}, None)
+            return 201, self.shape(record), {"ETag": self.etag(record)}
+        if method in ("PATCH", "DELETE") and key:
+            expected = headers.get("if-match")
+            if not expected:
+                raise BcError(400, "Internal_InvalidIfMatch", "Could not find a matching header 'If-Match'.")
+            if expected != "*" and expected != self.etag(current):
+                raise BcError(409, "Request_EntityChanged", "Another user has already changed the record.")
+            if method == "DELETE":
+                self.store.delete(entity, key, company)
+                return 204, None, None
+            record = self.write(company, entity, body or {}, current)
+            return 200, self.shape(record), {"ETag": self.etag(record)}
+        raise BcError(405, "BadRequest_MethodNotAllowed", f"{method} is not allowed here.")
+
+    def list(self, company: str, entity: str, params: dict, headers: dict) -> dict[str, Any]:
+        columns = self.columns[entity]
+        select = _select(params)
+        unknown = [s for s in select if s not in columns]
+        if unknown:
+            raise ODataError(f"Could not find a property named '{unknown[0]}'.")
+        where, args = compile_filter(params.get("$filter"), columns)
+        order = order_clause(params.get("$orderby"), columns)
+        size_match = re.search(r"odata\.maxpagesize=(\d+)", headers.get("prefer", ""))
+        size = min(int(size_match.group(1)), 20000) if size_match else 20000
+        state = _token(params.get("$skiptoken"))
+        skip = int(params.get("$skip") or 0) if str(params.get("$skip") or "0").isdigit() else 0
+        top = int(params["$top"]) if str(params.get("$top", "")).isdigit() else None
+        taken = state.get("n", 0)
+        limit = min(size, top - taken) if top is not None else size
+        rows = self.store.query(
+            entity,
+            where,
+            args,
+            part=company,
+            after=None if (order or skip) else state.get("after"),
+            order=order,
+            offset=(skip + state.get("offset", 0)) if (order or skip) else 0,
+            limit=max(limit, 0) + 1,
+        )
+        more = len(rows) > limit
+        rows = rows[: max(limit, 0)]
+        body: dict[str, Any] = {"@odata.context": f"{self.base}/$metadata#companies({company})/{entity}"}
+        body["value"] = [self.shape(r, select) for r in rows]
+        if params.get("$count") == "true":
+            body["@odata.count"] = self.store.count(entity, where, args, part=company)
+        if more:
+            nxt: dict[str, Any] = {"n": taken + len(rows)}
+            if order or skip:
+                nxt["offset"] = state.get("offset", 0) + len(rows)
+            else:
+                nxt["after"] = rows[-1]["id"]
+            query = {k: v for k, v in params.items() if k != "$skiptoken"}
+            query["$skiptoken"] = base64.urlsafe_b64encode(json.dumps(nxt).encode()).decode()
+            body["@odata.nextLink"] = f"{self.base}/companies({company})/{entity}?{urlencode(query)}"
+        return body
+
+    async def batch_route(self, request: Request) -> Response:
+        try:
+            self._check_target(request)
+            payload = json.loads(await request.body() or b"{}")
+        except BcError as exc:
+            return self.error(exc.status, exc.code, exc.message)
+        except ValueError:
+            return self.error(400, "BadRequest_InvalidRequestBody", "The request body is not valid JSON.")
+        requests = payload.get("requests") if isinstance(payload, dict) else None
+        if not isinstance(requests, list) or not requests:
+            return self.error(400, "BadRequest", "A $batch body needs a non-empty 'requests' array.")
+        if len(requests) > 100:
+            return self.error(
+                400, "BadRequest_BatchLimit", "The batch request exceeds the limit of 100 operations."
+            )
+        responses = []
+        for op in requests:
+            op_id = str(op.get("id", len(responses)))
+            url = str(op.get("url", "")).lstrip("/")
+            path, _, query = url.partition("?")
+            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+            with self.lock:
+                try:
+                    status, body, headers = self.handle(
+                        str(op.get("method", "GET")).upper(),
+                        path,
+                        params,
+                        op.get("headers") or {},
+                        op.get("body"),
+                    )
+                    answer = {"id": op_id, "status": status, "headers": headers or {}}
+                    if body is not None:
+                        answer["body"] = body
+                except BcError as exc:
+                    answer = {
+                        "id": op_id,
+                        "status": exc.status,
+                        "headers": {},
+                        "body": {"error": {"code": exc.code, "message": exc.message}},
+                    }
+                except ODataError as exc:
+                    answer = {
+                        "id": op_id,
+                        "status": 400,
+                        "headers": {},
+                        "body": {"error": {"code": "BadRequest", "message": exc.message}},
+                    }
+            responses.append(answer)
+        return JSONResponse({"responses": responses})
+
+    # --- admin -------------------------------------------------------------------------------------------
+    def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        counts = {}
+        # Referenced records first, so links (currency, unit, company number) resolve.
+        order = [
+            "companies",
+            "currencies",
+            "unitsOfMeasure",
+            "salespeople",
+            "customers",
+            "contacts",
+            "items",
+            "resources",
+        ]
+        for entity in sorted(data, key=lambda e: order.index(e) if e in order else 99):
+            rows = data[entity]
+            if entity == "companies":
+                for row in rows:
+                    self.store.put("companies", str(row["id"]).lower(), {**row, "id": str(row["id"]).lower()})
+            elif entity not in BC_ENTITIES:
+                raise KeyError(entity)
+            else:
+                for row in rows:
+                    company = str(row.get("companyId") or DEFAULT_COMPANY["id"]).lower()
+                    fields = {k: v for k, v in row.items() if k != "companyId"}
+                    current = self.store.get(entity, str(row["id"]).lower()) if row.get("id") else None
+                    self.write(company, entity, fields, current)
+            counts[entity] = len(rows)
+        return counts
+
+    def records(self, entity: str) -> list[dict[str, Any]]:
+        if entity == "companies":
+            return self.store.query("companies", "1=1", [], limit=10**9)
+        if entity not in BC_ENTITIES:
+            raise KeyError(entity)
+        return [self.shape(r) for r in self.store.query(entity, "1=1", [], limit=10**9)]
+
+
+def _select(params: dict) -> list[str]:
+    return [s for s in str(params.get("$select") or "").split(",") if s]
+
+
+def _token(value: str | None) -> dict[str, Any]:
+    if not value:
+        return {}
+    try:
+        return json.loads(base64.urlsafe_b64decode(value.encode()))
+    except ValueError:
+        raise ODataError("The skip token is invalid.") from None
