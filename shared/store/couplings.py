@@ -18,7 +18,7 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks
 
-BC, CRM, PENDING = "bc_", "crm_", "pend_"
+BC, CRM, PENDING, FAIL = "bc_", "crm_", "pend_", "fail_"
 _READ_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="coupling-read")
 
 
@@ -207,3 +207,49 @@ class CouplingStore:
             self.table.submit_transaction(
                 [("delete", {"PartitionKey": mapping, "RowKey": PENDING + i}) for i in group]
             )
+
+    # --- failures of uncoupled records (a create that failed has no coupling to remember it) ------
+    def _fail_key(self, side: str, record_id: str) -> str:
+        return f"{FAIL}{side}_{record_id.lower()}"
+
+    def failures(self, mapping: str, side: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Failure rows of uncoupled records: id -> {"message", "failures", "skipped"}."""
+        ids = sorted({i.lower() for i in ids})
+        if not ids:
+            return {}
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
+        params = {"pk": mapping, "lo": self._fail_key(side, ids[0]), "hi": self._fail_key(side, ids[-1])}
+        wanted, prefix = set(ids), len(self._fail_key(side, ""))
+        return {
+            e["RowKey"][prefix:]: {
+                "message": e.get("message"),
+                "failures": e.get("failures", 0),
+                "skipped": e.get("skipped", False),
+            }
+            for e in self.table.query_entities(query, parameters=params)
+            if e["RowKey"][prefix:] in wanted
+        }
+
+    def save_failures(self, mapping: str, side: str, rows: dict[str, dict[str, Any]]) -> None:
+        items = sorted(rows.items())
+        for group in chunks(items, TRANSACTION_LIMIT):
+            ops = [
+                ("upsert", {"PartitionKey": mapping, "RowKey": self._fail_key(side, i), **row})
+                for i, row in group
+            ]
+            self.table.submit_transaction(ops)
+
+    def clear_failures(self, mapping: str, side: str, ids: list[str]) -> None:
+        for group in chunks(sorted({i.lower() for i in ids}), TRANSACTION_LIMIT):
+            ops = [("delete", {"PartitionKey": mapping, "RowKey": self._fail_key(side, i)}) for i in group]
+            self.table.submit_transaction(ops)
+
+    def failed_uncoupled(self, mapping: str, side: str, include_skipped: bool = False) -> list[str]:
+        lo, hi = self._fail_key(side, ""), self._fail_key(side, "~")
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        if not include_skipped:
+            query += " and skipped eq false"
+        rows = self.table.query_entities(
+            query, parameters={"pk": mapping, "lo": lo, "hi": hi}, select=["RowKey"]
+        )
+        return [e["RowKey"][len(lo) :] for e in rows]

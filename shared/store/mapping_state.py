@@ -98,14 +98,28 @@ class MappingStateStore:
                 continue
         raise LeaseHeld(self.get(mapping))
 
-    def release(self, state: MappingState, keep_for_run_seconds: int | None = None) -> MappingState:
-        """End a slice (keep the run's hold for ``keep_for_run_seconds``) or free the mapping (None)."""
-        state.lease_holder = None
-        if keep_for_run_seconds is None:
-            state.lease_run = state.lease_expires = None
-        else:
-            state.lease_expires = iso(now() + timedelta(seconds=keep_for_run_seconds))
-        return self.save(state)
+    def release(self, state: MappingState, keep_for_run_seconds: int | None = None) -> MappingState | None:
+        """End a slice (keep the run's hold for ``keep_for_run_seconds``) or free the mapping (None).
+
+        Re-reads the row (the slice may have moved watermarks meanwhile) and changes only the lease,
+        and only while it is still ours.
+        """
+        for _ in range(10):
+            current = self.get(state.mapping)
+            if current.lease_run != state.lease_run or (
+                state.lease_holder and current.lease_holder not in (None, state.lease_holder)
+            ):
+                return None
+            current.lease_holder = None
+            if keep_for_run_seconds is None:
+                current.lease_run = current.lease_expires = None
+            else:
+                current.lease_expires = iso(now() + timedelta(seconds=keep_for_run_seconds))
+            try:
+                return self.save(current)
+            except ResourceModifiedError:
+                continue
+        return None
 
     def update(self, mapping: str, **changes: Any) -> MappingState:
         """Read-modify-write with ETag retry (for flags and watermarks outside a lease)."""

@@ -24,6 +24,7 @@ from shared.sync.values import (
     LookupFailed,
     crm_payload_value,
     equal,
+    normalize,
     raw_value,
     translate,
     value_hash,
@@ -204,13 +205,46 @@ class PageSync:
             self._sync_coupled(changed)
         if uncoupled:
             if self.create_uncoupled:
-                self._couple_or_create(uncoupled)
+                self._uncoupled_with_memory(uncoupled)
             else:
                 for record in uncoupled:
                     self.done(
                         self.src_id(record), "skipped", None, "not coupled (Synch. Only Coupled Records)"
                     )
         return self.result
+
+    def _uncoupled_with_memory(self, records: list[dict[str, Any]]) -> None:
+        """Match/create uncoupled records, remembering failures (retried first next time; the same error
+        twice puts the record in Skipped Records) — a failed create has no coupling to hold that."""
+        ids = [self.src_id(r) for r in records]
+        known = {} if self.dry_run else self.ctx.couplings.failures(self.m.name, self.src, ids)
+        todo = []
+        for record, sid in zip(records, ids, strict=True):
+            if known.get(sid, {}).get("skipped"):
+                self.done(sid, "skipped", None, "record is in Skipped Records")
+            else:
+                todo.append(record)
+        start = len(self.result.outcomes)
+        self._couple_or_create(todo)
+        if self.dry_run:
+            return
+        failed, cleared = {}, []
+        for o in self.result.outcomes[start:]:
+            if o.result == "failed":
+                before = known.get(o.source_id, {})
+                count = before.get("failures", 0) + 1
+                repeated = before.get("message") == o.message and count >= 2
+                failed[o.source_id] = {
+                    "message": (o.message or "")[:1000],
+                    "failures": count,
+                    "skipped": repeated,
+                }
+            elif o.source_id in known:
+                cleared.append(o.source_id)
+        if failed:
+            self.ctx.couplings.save_failures(self.m.name, self.src, failed)
+        if cleared:
+            self.ctx.couplings.clear_failures(self.m.name, self.src, cleared)
 
     # --- coupled records -----------------------------------------------------------------------
     def _sync_coupled(self, changed: list[tuple[dict[str, Any], Coupling, list[FieldMapping]]]) -> None:
@@ -556,6 +590,7 @@ class PageSync:
             [BatchOp("POST", self.m.bc_entity, body=self.payload(v, True)) for _, v in creatable]
         )
         couplings, sources = [], []
+        created: list[tuple[Coupling, dict[str, Any], dict[str, Any]]] = []
         for (record, values), r in zip(creatable, results, strict=True):
             sid = self.src_id(record)
             if r.error is not None:
@@ -564,8 +599,50 @@ class PageSync:
             bc_rec = r.body or {}
             couplings.append(self._new_coupling(record, values, bc_rec, record, bc_rec["id"].lower(), sid))
             sources.append(sid)
+            created.append((couplings[-1], bc_rec, record))
+        self._write_back(created)
         self._store_new_couplings(couplings, sources)
         self.ctx.couplings.clear_pending(self.m.name, crm_ids)
+
+    def _write_back(self, created: list[tuple[Coupling, dict[str, Any], dict[str, Any]]]) -> None:
+        """After creating BC records from CRM ones, send BC-owned values (e.g. the new customer number
+        into accountnumber) back to CRM right away, so one full sync leaves both sides converged."""
+        owned = [
+            f
+            for f in self.m.fields
+            if f.bc and f.crm and not f.is_constant and f.flows("to_crm") and not f.flows("from_crm")
+        ]
+        if not owned or not created:
+            return
+        key = self.crm_entity.key
+        bodies, pending = [], []
+        for c, bc_rec, crm_rec in created:
+            writes: dict[FieldMapping, Any] = {}
+            for f in owned:
+                try:
+                    value = translate(self.m, f, bc_rec.get(f.bc), "to_crm", self.ctx.lookups)
+                except LookupFailed:
+                    continue
+                current = raw_value(self.m, f, crm_rec, "crm")
+                if normalize(value) != "" and not equal(value, current):
+                    writes[f] = value
+                c.bc_hashes[f.key] = value_hash(bc_rec.get(f.bc))
+                c.crm_hashes[f.key] = value_hash(writes.get(f, current))
+            if writes:
+                body = {}
+                for f, value in writes.items():
+                    name, v = crm_payload_value(self.m, f, value)
+                    body[name] = v
+                bodies.append({**body, key: c.crm_id})
+                pending.append((c, writes))
+        if not bodies:
+            return
+        results = self.ctx.dataverse.update_multiple(self.m.crm_entity, self.crm_entity.logical_name, bodies)
+        for r in results:
+            if not r.ok:  # not written: forget the hashes so the next sync sends these values again
+                c, writes = pending[r.index]
+                for f in writes:
+                    c.bc_hashes.pop(f.key, None)
 
     def _store_new_couplings(self, couplings: list[Coupling], sources: list[str]) -> None:
         created = self.ctx.couplings.create_many(couplings)

@@ -76,7 +76,9 @@ class SliceRunner:
         )
 
     def run_slice(self) -> SliceResult:
-        cursor = dict(self.job.cursor or self.first_cursor())
+        cursor = dict(self.job.cursor)
+        if "pass" not in cursor:
+            cursor.update(self.first_cursor())
         sync_pass = cursor["pass"]
         self.ctx.new_slice()
         page = self.page_sync(sync_pass)
@@ -110,14 +112,15 @@ class SliceRunner:
 
     # --- sources -----------------------------------------------------------------------------------
     def _failed_records(self, sync_pass: str) -> list[dict[str, Any]]:
-        failed = list(self.ctx.couplings.iter_all(self.m.name, where="last_result eq 'failed'"))[
-            : self.page_size
-        ]
-        if not failed:
+        """Records that failed last time: failed couplings and uncoupled records whose create failed."""
+        side = "bc" if sync_pass == "to_crm" else "crm"
+        failed = list(self.ctx.couplings.iter_all(self.m.name, where="last_result eq 'failed'"))
+        src_ids = [c.bc_id if side == "bc" else c.crm_id for c in failed]
+        src_ids += self.ctx.couplings.failed_uncoupled(self.m.name, side)
+        if not src_ids:
             return []
-        src_ids = [c.bc_id if sync_pass == "to_crm" else c.crm_id for c in failed]
         page = self.page_sync(sync_pass)
-        return list(page.fetch_source(src_ids).values())
+        return list(page.fetch_source(src_ids[: self.page_size]).values())
 
     def _bc_page(self, page: PageSync, cursor: dict[str, Any], result: SliceResult) -> None:
         state = self.ctx.states.get(self.m.name)
