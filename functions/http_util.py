@@ -8,9 +8,9 @@ import logging
 from typing import Any
 
 import azure.functions as func
-from shared.connectors.errors import ConnectorError
 
 from shared.api.errors import ApiError, parse_json_body
+from shared.connectors.errors import ConnectorError
 from shared.sync.context import SyncContext
 
 log = logging.getLogger("http")
