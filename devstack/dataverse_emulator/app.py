@@ -180,6 +180,8 @@ class Dataverse(Emulator):
         )
         if current is None:
             record.update({"createdon": now, "_createdby_value": user})
+            if "ownerid" in self.sets[entity_set].lookups and not record.get("_ownerid_value"):
+                record["_ownerid_value"] = user  # like Dataverse: the creating user owns the record
         self.store.put(entity_set, key, record, version=version)
         return record, current is None
 

@@ -58,8 +58,13 @@ def _cached_queue_service() -> QueueServiceClient:
 
 
 def queue(name: str) -> QueueClient:
-    """A client for one queue of the app's storage account (process-wide service client)."""
-    return _cached_queue_service().get_queue_client(name)
+    """A client for one queue of the app's storage account (process-wide service client).
+
+    The encode/decode policies are passed again here: ``get_queue_client`` does not inherit them.
+    """
+    return _cached_queue_service().get_queue_client(
+        name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+    )
 
 
 def shared_queue_service() -> QueueServiceClient:

@@ -117,7 +117,7 @@ class PageSync:
 
     def translated(self, f: FieldMapping, record: dict[str, Any]) -> Any:
         value = translate(self.m, f, self.src_value(f, record), self.p, self.ctx.lookups)
-        if f.lookup and value is None and f.keep_if_empty:
+        if f.lookup and f.keep_if_empty and normalize(value) == "":
             raise _KeepField
         return value
 
