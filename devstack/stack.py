@@ -35,12 +35,15 @@ class Stack:
         workers: int = 0,
         env: dict[str, str] | None = None,
         in_memory: bool = True,
+        app: str = "function_app:app",
+        host_json: Path | None = None,
     ):
         self.state = state
         self.components = set(components)
         self.workers = workers
         self.extra_env = env or {}
         self.in_memory = in_memory
+        self.app, self.host_json = app, host_json
         self.procs: dict[str, subprocess.Popen] = {}
         self.azurite: Azurite | None = None
         self.endpoints: dict[str, Any] = {}
@@ -165,6 +168,9 @@ class Stack:
                 self.function_key,
                 "--worker-pids",
                 str(self.state / "workers.json"),
+                "--app",
+                self.app,
+                *(["--host-json", str(self.host_json)] if self.host_json else []),
             ),
             self.state / "logs" / "host.log",
             env=env,
@@ -172,6 +178,8 @@ class Stack:
         procs.wait_for_port(port, timeout=60, proc=self.procs["host"])
         self.endpoints["host"] = f"http://127.0.0.1:{port}"
         self.endpoints["function_key"] = self.function_key
+        if self.app != "function_app:app":
+            return
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # the health route answers once the app imported and storage works
             try:

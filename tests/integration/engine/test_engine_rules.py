@@ -289,10 +289,12 @@ def test_bc_create_crash_is_journaled_and_not_repeated(harness, monkeypatch):
 
 def test_unresolvable_owner_never_clears_the_bc_salesperson(harness):
     h = harness
-    h.bc.seed({"salespeople": [{"id": gid(), "code": "SP99", "name": "Not in CRM", "email": "nobody@example.com"}]})
+    h.bc.seed(
+        {"salespeople": [{"id": gid(), "code": "SP99", "name": "Not in CRM", "email": "nobody@example.com"}]}
+    )
     h.bc.seed({"customers": [customer("C990", "Owned", salespersonCode="SP99")]})
     run = h.run("full", ["SALESPEOPLE", "CUSTOMER"])
     assert run["status"] == "Succeeded"
-    # The account is owned by the integration user (no coupled salesperson): that must not flow back as "".
+    # The account is owned by the integration user (no coupled salesperson): that never flows back as "".
     assert customers_by_number(h)["C990"]["salespersonCode"] == "SP99"
     assert h.job(run, "CUSTOMER")["from_crm"]["modified"] == 0
