@@ -90,6 +90,14 @@ class BusinessCentral(Emulator):
 
     def reset(self) -> None:
         self.store.reset()
+        # Expression indexes matching the kit's column expressions: number/code lookups (series,
+        # duplicates, contact links) and lastModifiedDateTime filters stay O(log n) at 100k records.
+        for entity, fields in BC_ENTITIES.items():
+            for field in {KEY_FIELD[entity], "lastModifiedDateTime"} | ({"code"} & set(fields)):
+                self.store.db.execute(
+                    f'CREATE INDEX IF NOT EXISTS "{entity}_{field}" ON "{entity}"'
+                    f"(json_extract(data, '$.\"{field}\"'))"
+                )
         self.series: dict[tuple[str, str], int] = {}
         self.store.put("companies", DEFAULT_COMPANY["id"], DEFAULT_COMPANY)
 
@@ -286,7 +294,13 @@ class BusinessCentral(Emulator):
         if method in ("PATCH", "DELETE") and key:
             expected = headers.get("if-match")
             if not expected:
-                raise BcError(400, "Internal_InvalidIfMatch", "Could not find a matching header 'If-Match'.")
+                # What real BC answers when If-Match is missing (not 428).
+                raise BcError(
+                    400,
+                    "BadRequest_InvalidToken",
+                    "Could not validate the client concurrency token required by the service. "
+                    "Please provide a valid token in the client request.",
+                )
             if expected != "*" and expected != self.etag(current):
                 raise BcError(409, "Request_EntityChanged", "Another user has already changed the record.")
             if method == "DELETE":
