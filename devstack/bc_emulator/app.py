@@ -349,7 +349,9 @@ class BusinessCentral(Emulator):
                 nxt["after"] = rows[-1]["id"]
             query = {k: v for k, v in params.items() if k != "$skiptoken"}
             query["$skiptoken"] = base64.urlsafe_b64encode(json.dumps(nxt).encode()).decode()
-            body["@odata.nextLink"] = f"{self.base}/companies({company})/{entity}?{urlencode(query)}"
+            # Real BC writes `$skiptoken` unescaped in its nextLink.
+            link = urlencode(query, safe="$")
+            body["@odata.nextLink"] = f"{self.base}/companies({company})/{entity}?{link}"
         return body
 
     async def batch_route(self, request: Request) -> Response:

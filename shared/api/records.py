@@ -232,11 +232,17 @@ def create_records(ctx, name: str, body: dict[str, Any], trigger: str = "api") -
     return {"run_id": run.run_id, "value": results}
 
 
-def _changed(page: PageSync, c: Coupling, record: dict[str, Any], side: str) -> bool:
-    """Has this side of a coupled pair changed since the last sync (any mapped field)?"""
+def _changed(page: PageSync, c: Coupling, record: dict[str, Any], side: str) -> bool | None:
+    """Has this side changed since the last sync? (fields flowing from it that have a stored hash)
+
+    None when the pair has never been synced from this side (no hashes to compare with).
+    """
     hashes = c.bc_hashes if side == "bc" else c.crm_hashes
-    fields = [f for f in page.m.fields if f.bc and f.crm and not f.is_constant]
-    return any(value_hash(raw_value(page.m, f, record, side)) != hashes.get(f.key) for f in fields)
+    direction = "to_crm" if side == "bc" else "from_crm"
+    fields = [f for f in page.m.fields if f.flows(direction) and f.bc and f.crm and f.key in hashes]
+    if not fields:
+        return None
+    return any(value_hash(raw_value(page.m, f, record, side)) != hashes[f.key] for f in fields)
 
 
 def sync_records(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
@@ -274,6 +280,16 @@ def sync_records(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> 
             else:
                 bc_changed = m.allows("to_crm") and _changed(probe, c, bc_rec, "bc")
                 crm_changed = m.allows("from_crm") and _changed(probe, c, crm_rec, "crm")
+                if bc_changed is None and crm_changed is None:
+                    results.append(
+                        {
+                            "bc_id": c.bc_id,
+                            "crm_id": c.crm_id,
+                            "result": "conflict",
+                            "message": "never synchronized: choose to_crm or from_crm",
+                        }
+                    )
+                    continue
                 if bc_changed and crm_changed:
                     results.append(
                         {
@@ -291,8 +307,13 @@ def sync_records(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> 
         source = bc_rec if direction == "to_crm" else crm_rec
         if source is None:
             side = "bc" if direction == "to_crm" else "crm"
-            results.append({f"{side}_id": c.bc_id if side == "bc" else c.crm_id, "result": "failed",
-                            "message": "source record not found"})  # fmt: skip
+            results.append(
+                {
+                    f"{side}_id": c.bc_id if side == "bc" else c.crm_id,
+                    "result": "failed",
+                    "message": "source record not found",
+                }
+            )
             continue
         plan[direction].append(source)
     outcomes: list[Outcome] = []
@@ -340,9 +361,15 @@ def match(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[st
     run_id = run.run_id if run else "dry-run"
     matcher = MatchIndex(ctx, m, direction, groups)
     page = _page(
-        ctx, m, direction, run_id, create_uncoupled=True, dry_run=b.dry_run, matcher=matcher,
+        ctx,
+        m,
+        direction,
+        run_id,
+        create_uncoupled=True,
+        dry_run=b.dry_run,
+        matcher=matcher,
         create_unmatched=b.create_unmatched,
-    )  # fmt: skip
+    )
     page.sync_after_couple = False
     link = None
     while True:

@@ -36,11 +36,12 @@ class Bc:
     def headers(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", **extra}
 
-    def mint(self, aud: str, **claims) -> str:
-        """A token signed by the real idp key but with chosen claims (wrong audience, other tenant)."""
+    def mint(self, aud: str, expires_in: int = 3600, **claims) -> str:
+        """A token signed by the real idp key but with chosen claims (wrong audience, expired, tenant)."""
         context = ssl.create_default_context(cafile=self.ca)
+        body = {"aud": aud, "expires_in": expires_in, "claims": claims}
         with httpx.Client(verify=context, trust_env=False) as http:
-            answer = http.post(f"{self.authority}/_admin/token", json={"aud": aud, "claims": claims})
+            answer = http.post(f"{self.authority}/_admin/token", json=body)
         return answer.raise_for_status().json()["access_token"]
 
 

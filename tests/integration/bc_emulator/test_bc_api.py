@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 
-from tests.integration.bc_emulator.conftest import COMPANY, TENANT, Bc
+from tests.integration.bc_emulator.conftest import COMPANY, Bc
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -206,18 +206,12 @@ def test_tokens_are_checked(bc: Bc):
     assert httpx.get(url, headers={"Authorization": "Bearer not-a-jwt"}).status_code == 401
     wrong_aud = bc.mint("https://graph.microsoft.com")
     assert httpx.get(url, headers={"Authorization": f"Bearer {wrong_aud}"}).status_code == 401
-    expired = bc.mint("https://api.businesscentral.dynamics.com")
-    expired = httpx.post(
-        f"{bc.authority}/_admin/token",
-        json={"aud": "https://api.businesscentral.dynamics.com", "expires_in": -600},
-        verify=__import__("ssl").create_default_context(cafile=bc.ca),
-    ).json()["access_token"]
+    expired = bc.mint("https://api.businesscentral.dynamics.com", expires_in=-600)
     assert httpx.get(url, headers={"Authorization": f"Bearer {expired}"}).status_code == 401
     other_tenant = bc.mint("https://api.businesscentral.dynamics.com", tid=str(uuid.uuid4()))
     answer = httpx.get(url, headers={"Authorization": f"Bearer {other_tenant}"})
     assert answer.status_code == 401 and "error" in answer.json()
     assert httpx.get(url, headers=bc.headers()).status_code == 200
-    assert TENANT in url
 
 
 def test_contacts_link_to_the_customer_by_company_number(bc: Bc, http: httpx.Client):
