@@ -268,7 +268,10 @@ class Faults:
         now, window = time.monotonic(), float(self.throttle.get("window_s", 1))
         while self.window and self.window[0] <= now - window:
             self.window.popleft()
-        if len(self.window) >= int(self.throttle.get("requests", 1)):
+        limit = int(self.throttle.get("requests", 1))
+        if limit <= 0:
+            return window  # everything is refused
+        if len(self.window) >= limit:
             return max(0.0, self.window[0] + window - now)
         self.window.append(now)
         return None
