@@ -157,3 +157,12 @@ def test_openapi_document_is_served(api):
     doc = api.http.get("/api/openapi.json").json()
     assert doc["openapi"].startswith("3.") and "/api/sync/full" in doc["paths"]
     assert api.http.get("/api/schedule").json()["schedule"] == "0 */30 * * * *"
+
+
+def test_logs_of_the_runs_contain_no_secret_and_no_token(api):
+    stack = api.stack
+    logs = "".join(p.read_text(errors="replace") for p in (stack.state / "logs").glob("*.log"))
+    assert "run=" in logs and "outcome=ok" in logs  # the runs above were logged
+    assert stack.client_secret not in logs
+    assert stack.function_key not in logs
+    assert "eyJ" not in logs and "Bearer " not in logs  # no JWT, no Authorization header
