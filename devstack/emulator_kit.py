@@ -76,9 +76,11 @@ def _sql(node, columns: dict[str, str], params: list) -> str:
             return f"upper({args[0]})"
         if node.name == "contains":
             return f"(instr({args[0]}, {args[1]}) > 0)"
+        # The needle appears twice in the SQL: compile it twice so each placeholder gets its parameter.
+        again = _sql(node.args[1], columns, params)
         if node.name == "startswith":
-            return f"(substr({args[0]}, 1, length({args[1]})) = {args[1]})"
-        return f"(substr({args[0]}, -length({args[1]})) = {args[1]})"
+            return f"(substr({args[0]}, 1, length({args[1]})) = {again})"
+        return f"(substr({args[0]}, -length({args[1]})) = {again})"
     if isinstance(node, Prop):
         if node.name not in columns:
             raise ODataError(f"Could not find a property named '{node.name}'.")

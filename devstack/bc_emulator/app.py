@@ -1,10 +1,19 @@
 """Business Central API v2.0 emulator (customers, contacts, items, currencies, units, salespeople,
-resources), over SQLite.
+resources), over SQLite via devstack.emulator_kit.
 
-Server-assigned ids, number series, `lastModifiedDateTime`, ETags with mandatory If-Match on PATCH and
-DELETE (409 `Request_EntityChanged` when stale), `$filter/$select/$orderby/$top/$skip`, paging with
-`@odata.nextLink` (20000 per page unless `Prefer: odata.maxpagesize`), JSON `$batch` ≤ 100, BC's error
-codes, bearer-token validation (audience https://api.businesscentral.dynamics.com, tenant in the URL).
+Base `/v2.0/<tenant>/<environment>/api/v2.0/`: `companies`, `companies(<id>)`,
+`companies(<id>)/<entity>`, `companies(<id>)/<entity>(<id>)`, JSON `$batch`. Behaviour checked
+against BC's docs and public reports:
+- `id` (SystemId) is assigned by the server; a client `id` on POST is refused (read-only field);
+  the admin seed may set it. Number series when `number`/`code` is omitted (C00010, CT000010, 1000,
+  R0010, SP0010); a duplicate number/code is 400 `Internal_EntityWithSameKeyExists`.
+- `@odata.etag` is `W/"<base64 of version;modified time>"` (opaque, changes on every write).
+  PATCH/DELETE without If-Match: 400 `BadRequest_InvalidToken` (what BC answers); `*` matches any;
+  a stale ETag: 409 `Request_EntityChanged`; a missing record: 404 `Internal_RecordNotFound`.
+- Paging: 20000 per page unless `Prefer: odata.maxpagesize=N` (answered with Preference-Applied);
+  `@odata.nextLink` carries `$skiptoken` (keyset on id when unordered, offset with `$orderby`/`$skip`).
+- `$batch` ≤ 100 operations, each independent; `Isolation: snapshot` makes it all-or-nothing.
+- 401 `Authentication_InvalidCredentials` for a missing/invalid token or a token of another tenant.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import json
 import re
 import uuid
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -70,7 +79,7 @@ class BcError(Exception):
 class BusinessCentral(Emulator):
     name = "bc"
     error_codes = {
-        "unauthorized": "Unauthorized",
+        "unauthorized": "Authentication_InvalidCredentials",
         "throttled": "Application_TooManyRequests",
         "server": "InternalServerError",
     }
@@ -188,7 +197,8 @@ class BusinessCentral(Emulator):
                     "BadRequest_PropertyNotFound",
                     f"The property '{name}' does not exist on type 'Microsoft.NAV.{entity[:-1]}'.",
                 )
-            record[name] = value
+            # Real BC writes the blank enum member as "_x0020_" and accepts it back.
+            record[name] = " " if name == "blocked" and value == "_x0020_" else value
         key_field = KEY_FIELD[entity]
         if not record.get(key_field):
             if entity not in SERIES:
@@ -233,7 +243,9 @@ class BusinessCentral(Emulator):
             or request.path_params["environment"] != self.environment
         ):
             raise BcError(
-                401, "Unauthorized", "The tenant or environment in the URL does not match the token."
+                401,
+                "Authentication_InvalidCredentials",
+                "The server has rejected the client credentials (tenant or environment of the URL).",
             )
 
     async def route(self, request: Request) -> Response:
@@ -265,6 +277,8 @@ class BusinessCentral(Emulator):
 
     def handle(self, method: str, path: str, params: dict, headers: dict, body: Any):
         headers = {k.lower(): v for k, v in headers.items()}
+        if body is not None and not isinstance(body, dict):
+            raise BcError(400, "BadRequest_InvalidRequestBody", "The request body must be a JSON object.")
         if path == "companies":
             if method != "GET":
                 raise BcError(405, "BadRequest_MethodNotAllowed", "Companies are read-only.")
@@ -287,8 +301,13 @@ class BusinessCentral(Emulator):
         if method == "GET":
             if current:
                 return 200, self.shape(current, _select(params)), None
-            return 200, self.list(company, entity, params, headers), None
+            size = re.search(r"odata\.maxpagesize=(\d+)", headers.get("prefer", ""))
+            applied = {"Preference-Applied": f"odata.maxpagesize={size.group(1)}"} if size else None
+            return 200, self.list(company, entity, params, headers), applied
         if method == "POST" and not key:
+            if (body or {}).get("id"):
+                # The API pages declare id (SystemId) read-only: only the server assigns it.
+                raise BcError(400, "BadRequest", "The property 'id' is read-only and cannot be set.")
             record = self.write(company, entity, body or {}, None)
             return 201, self.shape(record), {"ETag": self.etag(record)}
         if method in ("PATCH", "DELETE") and key:
@@ -321,8 +340,8 @@ class BusinessCentral(Emulator):
         size_match = re.search(r"odata\.maxpagesize=(\d+)", headers.get("prefer", ""))
         size = min(int(size_match.group(1)), 20000) if size_match else 20000
         state = _token(params.get("$skiptoken"))
-        skip = int(params.get("$skip") or 0) if str(params.get("$skip") or "0").isdigit() else 0
-        top = int(params["$top"]) if str(params.get("$top", "")).isdigit() else None
+        skip = _count_option(params, "$skip") or 0
+        top = _count_option(params, "$top")
         taken = state.get("n", 0)
         limit = min(size, top - taken) if top is not None else size
         rows = self.store.query(
@@ -369,40 +388,48 @@ class BusinessCentral(Emulator):
             return self.error(
                 400, "BadRequest_BatchLimit", "The batch request exceeds the limit of 100 operations."
             )
-        responses = []
-        for op in requests:
-            op_id = str(op.get("id", len(responses)))
-            url = str(op.get("url", "")).lstrip("/")
-            path, _, query = url.partition("?")
-            params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
-            with self.lock:
-                try:
-                    status, body, headers = self.handle(
-                        str(op.get("method", "GET")).upper(),
-                        path,
-                        params,
-                        op.get("headers") or {},
-                        op.get("body"),
-                    )
-                    answer = {"id": op_id, "status": status, "headers": headers or {}}
-                    if body is not None:
-                        answer["body"] = body
-                except BcError as exc:
-                    answer = {
-                        "id": op_id,
-                        "status": exc.status,
-                        "headers": {},
-                        "body": {"error": {"code": exc.code, "message": exc.message}},
-                    }
-                except ODataError as exc:
-                    answer = {
-                        "id": op_id,
-                        "status": 400,
-                        "headers": {},
-                        "body": {"error": {"code": "BadRequest", "message": exc.message}},
-                    }
-            responses.append(answer)
+        # `Isolation: snapshot` makes the batch one transaction: any failed operation undoes them all.
+        snapshot = request.headers.get("isolation", "").lower() == "snapshot"
+        with self.lock:
+            if snapshot:
+                self.store.db.execute("SAVEPOINT batch")
+                series = dict(self.series)
+            failed = True
+            try:
+                responses = [self._batch_op(op, n) for n, op in enumerate(requests)]
+                failed = any(r["status"] >= 400 for r in responses)
+            finally:
+                if snapshot:
+                    if failed:
+                        self.store.db.execute("ROLLBACK TO batch")
+                        self.series = series
+                    self.store.db.execute("RELEASE batch")
         return JSONResponse({"responses": responses})
+
+    def _batch_op(self, op: Any, n: int) -> dict[str, Any]:
+        if not isinstance(op, dict):
+            op = {}
+        op_id = op.get("id", str(n))
+        url = str(op.get("url", ""))
+        if "/api/v2.0/" in url:  # absolute URLs are allowed too
+            url = url.split("/api/v2.0/", 1)[1]
+        path, _, query = url.lstrip("/").partition("?")
+        try:
+            status, body, headers = self.handle(
+                str(op.get("method", "GET")).upper(),
+                path,
+                dict(parse_qsl(query, keep_blank_values=True)),
+                op.get("headers") or {},
+                op.get("body"),
+            )
+        except BcError as exc:
+            status, headers, body = exc.status, None, {"error": {"code": exc.code, "message": exc.message}}
+        except ODataError as exc:
+            status, headers, body = 400, None, {"error": {"code": "BadRequest", "message": exc.message}}
+        answer: dict[str, Any] = {"id": op_id, "status": status, "headers": headers or {}}
+        if body is not None:
+            answer["body"] = body
+        return answer
 
     # --- admin -------------------------------------------------------------------------------------------
     def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
@@ -444,6 +471,15 @@ class BusinessCentral(Emulator):
 
 def _select(params: dict) -> list[str]:
     return [s for s in str(params.get("$select") or "").split(",") if s]
+
+
+def _count_option(params: dict, name: str) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not str(value).isdigit():
+        raise ODataError(f"Invalid value for {name}: '{value}' is not a non-negative integer.")
+    return int(value)
 
 
 def _token(value: str | None) -> dict[str, Any]:

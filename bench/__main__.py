@@ -1,0 +1,369 @@
+"""`make bench`: full sync through the real path vs. a raw-transfer baseline, request efficiency,
+modified-sync cost at two table sizes, worker memory and scale-out — as ratios measured in one run.
+
+Everything runs against devstack (Azurite, the emulators with injected latency, the local host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psutil
+
+from devstack import demo_data
+from devstack.stack import Stack
+from shared.connectors.bc import BatchOp, BcClient
+from shared.connectors.dataverse import DataverseClient
+from shared.settings import Settings
+
+RESULTS = Path(__file__).parent / "results"
+MAX = {"dv_page": 5000, "dv_bulk": 1000, "bc_page": 20000, "bc_batch": 100}
+
+
+def stats(stack: Stack) -> Counter:
+    total: Counter = Counter()
+    for side in ("bc", "dataverse"):
+        for key, value in httpx.get(f"{stack.endpoints[side]['admin']}/stats").json().items():
+            total[f"{side} {key}"] += value
+    return total
+
+
+def reset_stats(stack: Stack) -> None:
+    for side in ("bc", "dataverse"):
+        httpx.post(f"{stack.endpoints[side]['admin']}/stats/reset").raise_for_status()
+
+
+def set_latency(stack: Stack, ms: float) -> None:
+    for side in ("bc", "dataverse"):
+        httpx.post(f"{stack.endpoints[side]['admin']}/faults", json={"latency_ms": ms}).raise_for_status()
+
+
+def api_requests(counts: Counter) -> int:
+    return sum(v for k, v in counts.items() if not k.endswith((" total", " throttled", " resets", " errors")))
+
+
+class RssSampler(threading.Thread):
+    """Peak RSS of the host's queue-worker processes, sampled every 200 ms."""
+
+    def __init__(self, pids: list[int]):
+        super().__init__(daemon=True)
+        self.procs = [psutil.Process(p) for p in pids]
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            for p in self.procs:
+                try:
+                    self.peak = max(self.peak, p.memory_info().rss)
+                except psutil.Error:
+                    continue
+
+
+def start_stack(records: int, workers: int, latency: float) -> Stack:
+    env = {"SYNC_SCHEDULE": "0 0 0 1 1 *"}  # no scheduled run during the benchmark
+    stack = Stack.start(
+        Path(tempfile.mkdtemp(prefix="bench-")), data="demo", records=records, workers=workers, env=env
+    )
+    set_latency(stack, latency)
+    return stack
+
+
+def run_sync(stack: Stack, path: str, body: dict) -> tuple[dict, float, Counter]:
+    client = httpx.Client(
+        base_url=stack.endpoints["host"],
+        headers={"x-functions-key": stack.endpoints["function_key"]},
+        timeout=60,
+    )
+    reset_stats(stack)
+    started = time.monotonic()
+    run_id = client.post(path, json=body).raise_for_status().json()["run_id"]
+    while True:
+        run = client.get(f"/api/runs/{run_id}").json()
+        if run["status"] not in ("Pending", "Running"):
+            break
+        time.sleep(0.25)
+    return run, time.monotonic() - started, stats(stack)
+
+
+def optimal_requests(run: dict) -> int:
+    """Reads at the largest page size and writes at the largest bulk size, per mapping and direction."""
+    total = 0
+    for job in run["jobs"]:
+        for direction in ("to_crm", "from_crm"):
+            c = job[direction]
+            seen = sum(c[k] for k in ("inserted", "modified", "unchanged", "skipped", "failed", "coupled"))
+            if not seen:
+                continue
+            page = MAX["bc_page"] if direction == "to_crm" else MAX["dv_page"]
+            bulk = MAX["dv_bulk"] if direction == "to_crm" else MAX["bc_batch"]
+            total += math.ceil(seen / page)
+            total += math.ceil(c["inserted"] / bulk) + math.ceil(c["modified"] / bulk)
+    return total
+
+
+def baseline(stack: Stack) -> float:
+    """Raw transfer: page each source table and bulk-write it to the other side (no couplings, no checks)."""
+    values = json.loads((stack.state / "local.settings.json").read_text())["Values"]
+    settings = Settings.from_env(values)
+    dv, bc = DataverseClient(settings), BcClient(settings)
+    started = time.monotonic()
+    to_crm = {
+        "currencies": (
+            "transactioncurrencies",
+            "transactioncurrency",
+            lambda r: {"isocurrencycode": r["code"], "currencyname": r["displayName"]},
+        ),
+        "unitsOfMeasure": (
+            "uomschedules",
+            "uomschedule",
+            lambda r: {"name": r["code"], "baseuomname": r["code"]},
+        ),
+        "customers": (
+            "accounts",
+            "account",
+            lambda r: {"name": r["displayName"], "accountnumber": r["number"]},
+        ),
+        "contacts": (
+            "contacts",
+            "contact",
+            lambda r: {"firstname": r["firstName"], "lastname": r["surname"]},
+        ),
+        "items": ("products", "product", lambda r: {"name": r["displayName"], "productnumber": r["number"]}),
+        "resources": ("products", "product", lambda r: {"name": r["name"], "productnumber": r["number"]}),
+    }
+    from_crm = {
+        "systemusers": ("salespeople", lambda r: {"name": r.get("fullname") or "user"}),
+        "accounts": ("customers", lambda r: {"displayName": r["name"]}),
+        "contacts": (
+            "contacts",
+            lambda r: {"firstName": r.get("firstname"), "surname": r.get("lastname"), "type": "Person"},
+        ),
+        "products": ("items", lambda r: {"displayName": r["name"]}),
+    }
+
+    def copy_to_crm(entity: str) -> None:
+        target, logical, shape = to_crm[entity]
+        link = None
+        while True:
+            page = bc.get_page(entity, page_size=MAX["bc_page"], next_link=link)
+            dv.create_multiple(target, logical, [shape(r) for r in page.records])
+            link = page.next_link
+            if not link:
+                return
+
+    def copy_from_crm(entity_set: str) -> None:
+        target, shape = from_crm[entity_set]
+        link = None
+        while True:
+            page = dv.get_page(entity_set, page_size=MAX["dv_page"], next_link=link)
+            bc.batch([BatchOp("POST", target, body=shape(r)) for r in page.records])
+            link = page.next_link
+            if not link:
+                return
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(copy_to_crm, to_crm))
+        list(pool.map(copy_from_crm, from_crm))
+    return time.monotonic() - started
+
+
+def modified_cost(stack: Stack, changes_per_side: int = 50) -> tuple[float, int, dict]:
+    admin_bc, admin_dv = stack.endpoints["bc"]["admin"], stack.endpoints["dataverse"]["admin"]
+    customers = [
+        c
+        for c in httpx.get(f"{admin_bc}/records/customers", timeout=120).json()["value"]
+        if c["blocked"] != "All"
+    ]
+    accounts = [
+        a
+        for a in httpx.get(f"{admin_dv}/records/accounts", timeout=120).json()["value"]
+        if a["statecode"] == 0 and a.get("customertypecode") == 3
+    ]
+    stamp = datetime.now(UTC).strftime("%H%M%S")
+    httpx.post(
+        f"{admin_bc}/seed",
+        json={
+            "customers": [
+                {"id": c["id"], "phoneNumber": f"+1 {stamp} {i}"}
+                for i, c in enumerate(customers[:changes_per_side])
+            ]
+        },
+    )
+    httpx.post(
+        f"{admin_dv}/seed",
+        json={
+            "accounts": [
+                {"accountid": a["accountid"], "websiteurl": f"www.{stamp}-{i}.example"}
+                for i, a in enumerate(accounts[-changes_per_side:])
+            ]
+        },
+    )
+    run, seconds, counts = run_sync(stack, "/api/sync/modified", {})
+    job = next(j for j in run["jobs"] if j["mapping"] == "CUSTOMER")
+    return (
+        seconds,
+        api_requests(counts),
+        {
+            "to_crm_modified": job["to_crm"]["modified"],
+            "from_crm_modified": job["from_crm"]["modified"],
+            "status": run["status"],
+        },
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--records", type=int, default=10000, help="BC customers (20000 contacts, 5000 items, …)"
+    )
+    parser.add_argument("--scale", choices=["10k", "100k"], default=None, help="shortcut for --records")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--workers", default="1,2,4", help="worker counts for the scale-out measurement")
+    parser.add_argument("--modified-small", type=int, default=None, help="table size for the 10x comparison")
+    args = parser.parse_args(argv)
+    records = {"10k": 10000, "100k": 100000}.get(args.scale or "", args.records)
+    small = args.modified_small or max(100, records // 10)
+    worker_counts = [int(w) for w in args.workers.split(",")]
+    data = demo_data.summary(demo_data.build(records))
+    result: dict = {
+        "date": datetime.now(UTC).isoformat(),
+        "records": records,
+        "latency_ms": args.latency_ms,
+        "machine": {
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "data": data,
+        "full_sync": {},
+    }
+    print(
+        f"benchmark: {records} customers, {args.latency_ms} ms latency, workers {worker_counts}", flush=True
+    )
+    for workers in worker_counts:
+        stack = start_stack(records, workers, args.latency_ms)
+        try:
+            sampler = RssSampler(stack.worker_pids() or [stack.procs["host"].pid])
+            sampler.start()
+            run, seconds, counts = run_sync(stack, "/api/sync/full", {"after_full_sync": "keep"})
+            sampler.stop.set()
+            processed = sum(j["processed"] for j in run["jobs"])
+            entry = {
+                "status": run["status"],
+                "seconds": round(seconds, 1),
+                "records": processed,
+                "records_per_min": round(processed / seconds * 60),
+                "requests": api_requests(counts),
+                "requests_by_kind": dict(counts),
+                "optimal_requests": optimal_requests(run),
+                "peak_worker_rss_mb": round(sampler.peak / 2**20, 1),
+            }
+            result["full_sync"][str(workers)] = entry
+            print(
+                f"  full sync, {workers} worker(s): {entry['seconds']} s, {entry['records_per_min']}/min, "
+                f"{entry['requests']} requests (optimal {entry['optimal_requests']}), "
+                f"peak RSS {entry['peak_worker_rss_mb']} MB",
+                flush=True,
+            )
+            if workers == worker_counts[-1]:
+                seconds_mod, requests_mod, detail = modified_cost(stack)
+                result["modified_large"] = {
+                    "records": records,
+                    "seconds": round(seconds_mod, 2),
+                    "requests": requests_mod,
+                    **detail,
+                }
+                print(
+                    f"  modified sync of 100 changes at {records}: {requests_mod} requests, {seconds_mod:.1f} s"
+                )
+        finally:
+            stack.stop()
+    stack = start_stack(records, 1, args.latency_ms)
+    try:
+        result["baseline_seconds"] = round(baseline(stack), 1)
+        print(f"  raw-transfer baseline: {result['baseline_seconds']} s", flush=True)
+    finally:
+        stack.stop()
+    stack = start_stack(small, worker_counts[-1], args.latency_ms)
+    try:
+        run_sync(stack, "/api/sync/full", {"after_full_sync": "keep"})
+        seconds_mod, requests_mod, detail = modified_cost(stack)
+        result["modified_small"] = {
+            "records": small,
+            "seconds": round(seconds_mod, 2),
+            "requests": requests_mod,
+            **detail,
+        }
+        print(f"  modified sync of 100 changes at {small}: {requests_mod} requests, {seconds_mod:.1f} s")
+    finally:
+        stack.stop()
+    best = result["full_sync"][str(worker_counts[-1])]
+    one = result["full_sync"].get("1")
+    result["engine_to_baseline"] = round(best["seconds"] / result["baseline_seconds"], 2)
+    result["requests_to_optimal"] = round(best["requests"] / max(1, best["optimal_requests"]), 2)
+    result["records_per_min"] = best["records_per_min"]
+    result["modified_sync_requests"] = result["modified_large"]["requests"]
+    result["peak_rss_mb"] = max(e["peak_worker_rss_mb"] for e in result["full_sync"].values())
+    if one and "2" in result["full_sync"]:
+        result["scale_out_2_workers"] = round(one["seconds"] / result["full_sync"]["2"]["seconds"], 2)
+    if one and "4" in result["full_sync"]:
+        result["scale_out_4_workers"] = round(one["seconds"] / result["full_sync"]["4"]["seconds"], 2)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(result, indent=2))
+    table = markdown(result)
+    (RESULTS / f"{stamp}.md").write_text(table)
+    print("\n" + table)
+    return 0
+
+
+def markdown(r: dict) -> str:
+    rows = [("records (source, all mappings)", r["full_sync"][next(iter(r["full_sync"]))]["records"])]
+    for workers, e in r["full_sync"].items():
+        rows.append(
+            (
+                f"full sync, {workers} worker(s)",
+                f"{e['seconds']} s, {e['records_per_min']:,}/min, "
+                f"{e['requests']} requests, peak RSS {e['peak_worker_rss_mb']} MB",
+            )
+        )
+    rows += [
+        ("raw-transfer baseline", f"{r['baseline_seconds']} s"),
+        ("engine / baseline", r["engine_to_baseline"]),
+        ("requests / bulk-optimal", r["requests_to_optimal"]),
+        (
+            f"modified sync, 100 changes, {r['modified_small']['records']} customers",
+            f"{r['modified_small']['requests']} requests, {r['modified_small']['seconds']} s",
+        ),
+        (
+            f"modified sync, 100 changes, {r['modified_large']['records']} customers",
+            f"{r['modified_large']['requests']} requests, {r['modified_large']['seconds']} s",
+        ),
+    ]
+    if "scale_out_2_workers" in r:
+        rows.append(("speed-up with 2 workers", r["scale_out_2_workers"]))
+    if "scale_out_4_workers" in r:
+        rows.append(("speed-up with 4 workers", r["scale_out_4_workers"]))
+    m = r["machine"]
+    head = (
+        f"Measured {r['date'][:10]} on {m['cpus']} CPUs / {m['memory_gb']} GiB, Python {m['python']}, "
+        f"{r['records']} customers, {r['latency_ms']} ms injected latency per request.\n\n"
+    )
+    return head + "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
