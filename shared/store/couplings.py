@@ -20,6 +20,7 @@ from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks
 
 BC, CRM, PENDING, FAIL = "bc_", "crm_", "pend_", "fail_"
 _READ_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="coupling-read")
+_WRITE_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="coupling-write")
 
 
 @dataclass
@@ -147,28 +148,36 @@ class CouplingStore:
 
     def create_many(self, couplings: list[Coupling]) -> list[bool]:
         """Insert many couplings (50 per transaction); a failed batch is retried one by one."""
-        results: list[bool] = []
-        for group in chunks(couplings, TRANSACTION_LIMIT // 2):
-            by_partition = {c.mapping for c in group}
-            if len(by_partition) == 1:
+
+        def submit(group: list[Coupling]) -> list[bool]:
+            if len({c.mapping for c in group}) == 1:
                 try:
                     self.table.submit_transaction([("create", r) for c in group for r in c.rows()])
-                    results.extend([True] * len(group))
-                    continue
+                    return [True] * len(group)
                 except TableTransactionError:
                     pass
-            results.extend(self.create(c) for c in group)
-        return results
+            return [self.create(c) for c in group]
+
+        # Transactions of one page run concurrently: each is atomic on its own, and order does not matter.
+        return [
+            ok
+            for oks in _WRITE_POOL.map(submit, list(chunks(couplings, TRANSACTION_LIMIT // 2)))
+            for ok in oks
+        ]
 
     def save_many(self, couplings: list[Coupling]) -> None:
         """Update existing couplings (both rows per coupling, 50 couplings per transaction)."""
         by_mapping: dict[str, list[Coupling]] = {}
         for c in couplings:
             by_mapping.setdefault(c.mapping, []).append(c)
-        for group_all in by_mapping.values():
-            for group in chunks(group_all, TRANSACTION_LIMIT // 2):
-                ops = [("upsert", r, {"mode": UpdateMode.REPLACE}) for c in group for r in c.rows()]
-                self.table.submit_transaction(ops)
+        groups = [g for group_all in by_mapping.values() for g in chunks(group_all, TRANSACTION_LIMIT // 2)]
+
+        def submit(group: list[Coupling]) -> None:
+            self.table.submit_transaction(
+                [("upsert", r, {"mode": UpdateMode.REPLACE}) for c in group for r in c.rows()]
+            )
+
+        list(_WRITE_POOL.map(submit, groups))
 
     def delete(self, coupling: Coupling) -> None:
         self.table.submit_transaction(
