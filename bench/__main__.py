@@ -289,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
                     **detail,
                 }
                 print(
-                    f"  modified sync of 100 changes at {records}: {requests_mod} requests, {seconds_mod:.1f} s",
+                    f"  modified sync of 100 changes at {records}: {requests_mod} requests, "
+                    f"{seconds_mod:.1f} s",
                 )
         finally:
             stack.stop()
