@@ -125,7 +125,9 @@ class SliceRunner:
     def _bc_page(self, page: PageSync, cursor: dict[str, Any], result: SliceResult) -> None:
         state = self.ctx.states.get(self.m.name)
         watermark = None if self.full else state.bc_watermark
-        since = f"lastModifiedDateTime gt {watermark}" if watermark else None
+        # ge, not gt: BC stamps milliseconds, so a record sharing the watermark's millisecond is read again
+        # (and found unchanged) rather than missed.
+        since = f"lastModifiedDateTime ge {watermark}" if watermark else None
         got = self.ctx.bc.get_page(
             self.m.bc_entity,
             filter=_and(self.m.bc_filter, since),
@@ -167,7 +169,7 @@ class SliceRunner:
                 cursor["pass_done"] = got.next_link is None
                 return
         watermark = None if self.full else state.crm_watermark
-        since = f"modifiedon gt {watermark}" if watermark else None
+        since = f"modifiedon ge {watermark}" if watermark else None
         got = self.ctx.dataverse.get_page(
             self.m.crm_entity,
             select=crm_select(self.m),
