@@ -20,7 +20,6 @@ from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks
 
 BC, CRM, PENDING, FAIL = "bc_", "crm_", "pend_", "fail_"
 _READ_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="coupling-read")
-_WRITE_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="coupling-write")
 
 
 @dataclass
@@ -158,12 +157,8 @@ class CouplingStore:
                     pass
             return [self.create(c) for c in group]
 
-        # Transactions of one page run concurrently: each is atomic on its own, and order does not matter.
-        return [
-            ok
-            for oks in _WRITE_POOL.map(submit, list(chunks(couplings, TRANSACTION_LIMIT // 2)))
-            for ok in oks
-        ]
+        # One transaction after the other: Azurite resets connections under concurrent batch requests.
+        return [ok for group in chunks(couplings, TRANSACTION_LIMIT // 2) for ok in submit(group)]
 
     def save_many(self, couplings: list[Coupling]) -> None:
         """Update existing couplings (both rows per coupling, 50 couplings per transaction)."""
@@ -177,7 +172,8 @@ class CouplingStore:
                 [("upsert", r, {"mode": UpdateMode.REPLACE}) for c in group for r in c.rows()]
             )
 
-        list(_WRITE_POOL.map(submit, groups))
+        for group in groups:
+            submit(group)
 
     def delete(self, coupling: Coupling) -> None:
         self.table.submit_transaction(
