@@ -228,7 +228,10 @@ def modified_cost(stack: Stack, changes_per_side: int = 50) -> tuple[float, int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "--records", type=int, default=10000, help="BC customers (20000 contacts, 5000 items, …)"
+        "--records",
+        type=int,
+        default=2000,
+        help="BC customers (twice as many contacts, half as many items, …)",
     )
     parser.add_argument("--scale", choices=["10k", "100k"], default=None, help="shortcut for --records")
     parser.add_argument("--latency-ms", type=float, default=20.0)
