@@ -29,6 +29,14 @@ from starlette.routing import Route
 from shared.odata_filter import Call, Compare, FilterError, Literal, Logical, Not, Prop, parse
 
 
+class ServiceError(Exception):
+    """An error answered in the service's own shape: status, code, message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
 class ODataError(Exception):
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)

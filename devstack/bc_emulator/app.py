@@ -33,6 +33,7 @@ from devstack.emulator_kit import (
     Clock,
     Emulator,
     ODataError,
+    ServiceError,
     Store,
     compile_filter,
     json_columns,
@@ -70,10 +71,8 @@ DEFAULTS = {
 GUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
 
 
-class BcError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class BcError(ServiceError):
+    pass
 
 
 class BusinessCentral(Emulator):

@@ -24,6 +24,7 @@ from devstack.emulator_kit import (
     Clock,
     Emulator,
     ODataError,
+    ServiceError,
     Store,
     compile_filter,
     json_columns,
@@ -43,10 +44,8 @@ POLYMORPHIC = {
 SERVER_FIELDS = ("createdon", "modifiedon", "versionnumber", "_createdby_value", "_modifiedby_value")
 
 
-class DataverseError(Exception):
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class DataverseError(ServiceError):
+    pass
 
 
 class Dataverse(Emulator):

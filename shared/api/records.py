@@ -121,6 +121,14 @@ def _save_errors(ctx, page: PageSync) -> None:
         ctx.errors.add_many(page.result.errors)
 
 
+def _coupled(ctx, m: Mapping, bc_ids: list[str], crm_ids: list[str]) -> dict[str, Coupling]:
+    """Couplings of the given records of either side, by BC id."""
+    found = dict(ctx.couplings.by_bc(m.name, bc_ids))
+    for c in ctx.couplings.by_crm(m.name, crm_ids).values():
+        found[c.bc_id] = c
+    return found
+
+
 # --- couplings -------------------------------------------------------------------------------------
 def list_couplings(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
     m = mapping_or_404(ctx, name)
@@ -178,10 +186,7 @@ def couple(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[s
 
 def uncouple(ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
     m = mapping_or_404(ctx, name)
-    bc_ids, crm_ids = _ids(parse_model(IdsBody, body))
-    found = {**ctx.couplings.by_bc(m.name, bc_ids)}
-    for c in ctx.couplings.by_crm(m.name, crm_ids).values():
-        found[c.bc_id] = c
+    found = _coupled(ctx, m, *_ids(parse_model(IdsBody, body)))
     for c in found.values():
         ctx.couplings.delete(c)
     return {"removed": len(found)}
@@ -190,10 +195,7 @@ def uncouple(ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
 def restore_skipped(ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
     """Clear the skipped flag and failure count; the next modified sync retries the records first."""
     m = mapping_or_404(ctx, name)
-    bc_ids, crm_ids = _ids(parse_model(IdsBody, body))
-    found = {**ctx.couplings.by_bc(m.name, bc_ids)}
-    for c in ctx.couplings.by_crm(m.name, crm_ids).values():
-        found[c.bc_id] = c
+    found = _coupled(ctx, m, *_ids(parse_model(IdsBody, body)))
     restored = [c for c in found.values() if c.skipped]
     for c in restored:
         c.skipped, c.failures, c.last_result, c.last_error = False, 0, "failed", None
@@ -252,9 +254,7 @@ def sync_records(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> 
     bc_ids, crm_ids = _ids(b)
     if b.direction != "recommended":
         _require_direction(m, b.direction)
-    couplings = dict(ctx.couplings.by_bc(m.name, bc_ids))
-    for c in ctx.couplings.by_crm(m.name, crm_ids).values():
-        couplings[c.bc_id] = c
+    couplings = _coupled(ctx, m, bc_ids, crm_ids)
     results = [
         {"bc_id": i, "result": "failed", "message": "record is not coupled"}
         for i in bc_ids

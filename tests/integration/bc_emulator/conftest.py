@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
 import ssl
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -13,9 +11,6 @@ import msal
 import pytest
 import requests
 
-from devstack import procs
-
-TENANT = "7f3e0a1c-0000-4000-8000-00000000bc01"
 COMPANY = "c0c0c0c0-0000-4000-8000-000000000001"
 BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
 
@@ -46,40 +41,29 @@ class Bc:
 
 
 @pytest.fixture(scope="session")
-def bc_service(tmp_path_factory) -> Iterator[Bc]:
-    state = tmp_path_factory.mktemp("bcidp")
-    client_id, secret = str(uuid.uuid4()), secrets.token_urlsafe(24)
-    idp_port, bc_port = procs.free_port(), procs.free_port()
-    py = str(procs.REPO / ".venv" / "bin" / "python")
-    started = []
-    try:
-        idp = procs.start(
-            [py, "-m", "devstack.idp", "--port", str(idp_port), "--state-dir", str(state), "--tenant", TENANT,
-             "--client-id", client_id, "--client-secret", secret],
-            state / "idp.log",
-        )  # fmt: skip
-        started.append(idp)
-        procs.wait_for_port(idp_port, proc=idp)
-        authority, ca = f"https://127.0.0.1:{idp_port}/{TENANT}", str(state / "ca.pem")
-        bc = procs.start(
-            [py, "-m", "devstack.bc_emulator", "--port", str(bc_port), "--authority", authority, "--ca", ca,
-             "--tenant", TENANT, "--environment", "production"],
-            state / "bc.log",
-        )  # fmt: skip
-        started.append(bc)
-        procs.wait_for_port(bc_port, proc=bc)
-        session = requests.Session()
-        session.trust_env, session.verify = False, ca
-        app = msal.ConfidentialClientApplication(
-            client_id, client_credential=secret, authority=authority, instance_discovery=False,
-            http_client=session,
-        )  # fmt: skip
-        token = app.acquire_token_for_client(scopes=[BC_SCOPE])["access_token"]
-        root = f"http://127.0.0.1:{bc_port}"
-        yield Bc(root, f"{root}/v2.0/{TENANT}/production/api/v2.0", f"{root}/_admin", authority, ca, token)
-    finally:
-        for proc in reversed(started):
-            procs.stop(proc)
+def bc_service(services) -> Bc:
+    """The session's token authority and BC emulator (tests/integration/conftest.py); a token via msal."""
+    env = services["env"]
+    authority, ca = f"{env['ENTRA_AUTHORITY_HOST']}/{env['ENTRA_TENANT_ID']}", env["ENTRA_CA_BUNDLE"]
+    session = requests.Session()
+    session.trust_env, session.verify = False, ca
+    app = msal.ConfidentialClientApplication(
+        env["ENTRA_CLIENT_ID"],
+        client_credential=env["ENTRA_CLIENT_SECRET"],
+        authority=authority,
+        instance_discovery=False,
+        http_client=session,
+    )
+    token = app.acquire_token_for_client(scopes=[BC_SCOPE])["access_token"]
+    root = env["BC_API_URL"]
+    return Bc(
+        root,
+        f"{root}/v2.0/{env['ENTRA_TENANT_ID']}/production/api/v2.0",
+        f"{root}/_admin",
+        authority,
+        ca,
+        token,
+    )
 
 
 @pytest.fixture
