@@ -93,8 +93,7 @@ class Stack:
                     self.tenant,
                     "--client-id",
                     self.client_id,
-                    "--client-secret",
-                    self.client_secret,
+                    f"--client-secret={self.client_secret}",  # "=": a secret may start with "-"
                 ),
                 logs / "idp.log",
             )
@@ -164,8 +163,7 @@ class Stack:
                 str(settings_file),
                 "--workers",
                 str(self.workers),
-                "--function-key",
-                self.function_key,
+                f"--function-key={self.function_key}",
                 "--worker-pids",
                 str(self.state / "workers.json"),
                 "--app",

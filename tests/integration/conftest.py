@@ -26,7 +26,7 @@ def services(tmp_path_factory) -> Iterator[dict]:
     try:
         idp = procs.start(
             [py, "-m", "devstack.idp", "--port", str(idp_port), "--state-dir", str(state), "--tenant", TENANT,
-             "--client-id", client_id, "--client-secret", secret],
+             "--client-id", client_id, f"--client-secret={secret}"],
             state / "idp.log",
         )  # fmt: skip
         started.append(idp)
