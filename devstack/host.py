@@ -422,17 +422,18 @@ def run_timer(fn: Function, stop: threading.Event) -> None:
         lateness = (datetime.now(UTC) - due).total_seconds()
         past_due = bool(interval and lateness > interval)
         previous = due
-        started = time.perf_counter()
+        started, invocation = time.perf_counter(), uuid.uuid4().hex[:12]
         try:
             fn.user_function(TimerRequest(past_due=past_due))
             log.info(
-                "function=%s timer outcome=ok past_due=%s ms=%.1f",
+                "function=%s invocation=%s outcome=ok past_due=%s ms=%.1f",
                 fn.name,
+                invocation,
                 past_due,
                 (time.perf_counter() - started) * 1000,
             )
         except Exception:
-            log.exception("function=%s timer outcome=error", fn.name)
+            log.exception("function=%s invocation=%s outcome=error", fn.name, invocation)
         if past_due:
             cron = ncrontab(schedule, datetime.now(UTC) - timedelta(seconds=0.001))
 
@@ -467,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--function-key", default=None, help="default: $FUNCTIONS_KEY")
     parser.add_argument("--queues-only", action="store_true", help="(internal) a worker process")
     parser.add_argument("--no-timers", action="store_true")
+    parser.add_argument("--no-http", action="store_true", help="serve no HTTP (timers and queues only)")
     parser.add_argument("--worker-pids", type=Path, default=None, help="write the worker pids here (JSON)")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -516,13 +518,18 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level="warning")
     server = uvicorn.Server(config)
     log.info(
-        "host on http://127.0.0.1:%d with %d function(s), %d worker process(es)",
-        args.port,
+        "host on %s with %d function(s), %d worker process(es)",
+        "no HTTP" if args.no_http else f"http://127.0.0.1:{args.port}",
         len(functions),
         args.workers,
     )
     try:
-        asyncio.run(server.serve())
+        if args.no_http:  # only the worker processes (and timers here) run
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            while not stop.wait(0.5):
+                pass
+        else:
+            asyncio.run(server.serve())
     finally:
         stop.set()
         for w in workers:
