@@ -54,10 +54,10 @@ def start_stack(records: int, workers: int) -> tuple[subprocess.Popen, dict]:
 
 def counters_table(run: dict, seconds: float) -> Table:
     table = Table(title=f"Full synchronization {run['run_id']} — {run['status']}")
-    table.add_column("Mapping")
+    table.add_column("Mapping", no_wrap=True)
     table.add_column("Status")
     for direction in ("BC→CRM", "CRM→BC"):
-        table.add_column(f"{direction}\ninserted/modified/coupled/unchanged", justify="right")
+        table.add_column(f"{direction}\nins/mod/cpl/unch", justify="right", no_wrap=True)
     table.add_column("Failed", justify="right")
     table.add_column("Records", justify="right")
     table.add_column("Seconds", justify="right")
