@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 from shared.connectors.dataverse import Page
-from shared.connectors.errors import ConnectorError, NotFound, Throttled, parse_error
+from shared.connectors.errors import ConnectorError, NotFound, Throttled, Transient, parse_error
 from shared.connectors.http import ServiceClient, retry_after_seconds
 from shared.connectors.odata import guid
 from shared.settings import Settings, get_settings
@@ -44,6 +44,12 @@ class BcClient:
 
     def stats(self) -> dict[str, int]:
         return self.http.stats()
+
+    def reset_stats(self) -> None:
+        self.http.reset_stats()
+
+    def close(self) -> None:
+        self.http.close()
 
     # --- companies ---------------------------------------------------------------------------------
     def companies(self) -> list[dict[str, Any]]:
@@ -182,4 +188,6 @@ class BcClient:
                 results[i] = BatchResult(
                     429, None, Throttled("bc", 429, "TooManyRequests", "throttled in $batch")
                 )
-        return [r for r in results if r is not None]
+        # An operation the service did not answer is reported, never dropped: results stay in input order.
+        missing = Transient("bc", None, "NoResponse", "no response for this operation in $batch")
+        return [r if r is not None else BatchResult(0, None, missing) for r in results]

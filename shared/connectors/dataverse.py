@@ -52,6 +52,12 @@ class DataverseClient:
     def stats(self) -> dict[str, int]:
         return self.http.stats()
 
+    def reset_stats(self) -> None:
+        self.http.reset_stats()
+
+    def close(self) -> None:
+        self.http.close()
+
     # --- reads ------------------------------------------------------------------------------------
     def _query(self, entity_set: str, select, filter, orderby, top=None) -> dict[str, str]:
         params = {}
