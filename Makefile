@@ -48,7 +48,7 @@ bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 soak: setup
-	$(BIN)/python -m tests.soak $(SOAK_ARGS)
+	$(BIN)/python -m tests.soak $(SOAK_ARGS)  # default: 10000 customers, seed 11
 
 clean:
 	rm -rf .devstack .pytest_cache .ruff_cache
