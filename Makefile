@@ -41,7 +41,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: setup lint
+test: setup chromium lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -2,8 +2,8 @@
 
 import azure.functions as func
 
-from functions import crm_ribbon, health, http_api, scheduler, worker
+from functions import crm_ribbon, health, http_api, portal, scheduler, worker
 
 app = func.FunctionApp()
-for blueprint in (health.bp, http_api.bp, crm_ribbon.bp, worker.bp, scheduler.bp):
+for blueprint in (health.bp, http_api.bp, crm_ribbon.bp, portal.bp, worker.bp, scheduler.bp):
     app.register_functions(blueprint)

@@ -29,6 +29,7 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class FilterError(ValueError):
@@ -209,7 +210,7 @@ def _coerce(a: Any, b: Any) -> tuple[Any, Any]:
             a = datetime.fromisoformat(a.replace("Z", "+00:00"))
     elif isinstance(a, datetime) and isinstance(b, str):
         return tuple(reversed(_coerce(b, a)))
-    if isinstance(a, str) and isinstance(b, str) and len(a) == len(b) == 36:
+    if isinstance(a, str) and isinstance(b, str) and _GUID.fullmatch(a) and _GUID.fullmatch(b):
         a, b = a.lower(), b.lower()
     return a, b
 

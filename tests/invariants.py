@@ -103,3 +103,15 @@ def check(
         for rid in sorted(created - coupled_crm.get(entity_set, set())):
             report.add(f"{entity_set}: CRM record {rid} created by the sync is not coupled (orphan/twin)")
     return report
+
+
+def counters_add_up(run: dict) -> list[str]:
+    """Every record a job read got exactly one outcome: the counters of both directions sum to it."""
+    problems = []
+    for job in run["jobs"]:
+        counted = sum(sum(job[d].values()) for d in ("to_crm", "from_crm"))
+        if counted != job["processed"]:
+            problems.append(
+                f"{run['run_id']}/{job['mapping']}: counters sum to {counted}, {job['processed']} read"
+            )
+    return problems

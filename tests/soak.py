@@ -28,7 +28,7 @@ from shared.settings import StorageSettings
 from shared.store.clients import table_service
 from shared.store.couplings import CouplingStore
 from shared.store.tables import SYNC_QUEUE, Tables
-from tests.invariants import Report, check
+from tests.invariants import Report, check, counters_add_up
 
 TERMINAL = ("Succeeded", "Failed", "Cancelled", "AwaitingDecision")
 
@@ -174,6 +174,9 @@ class Soak:
         users = self.admin("dataverse", "/records/systemusers").json()["value"]
         app_user = next(u["systemuserid"] for u in users if u.get("applicationid") == self.stack.client_id)
         report: Report = check(self.stack.endpoints, CouplingStore(tables), self.seeded, app_user)
+        for run in (full, modified, *settle):
+            for problem in counters_add_up(run):
+                report.add(problem)
         return {
             "seconds": round(time.monotonic() - started, 1),
             "faults_injected": dict(self.faults),

@@ -141,6 +141,12 @@ def document() -> dict[str, Any]:
         },
         "/api/errors": {"get": _op("Synchronization errors", params=["run_id", "mapping"])},
         "/api/errors/retry": {"post": _op("Retry the records of selected errors", body=records.RetryBody)},
+        "/api/portal": {
+            "get": {
+                "summary": "The admin portal (HTML; the page reads the function key from ?code=)",
+                "responses": {"200": {"description": "the portal page"}, "401": {"description": "no key"}},
+            }
+        },
         "/api/crm/open": {
             "get": {
                 "summary": "CRM ribbon button: open (and if allowed couple) the BC record",

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from shared.api.errors import ApiError
+from shared.api.i18n import negotiate
 from shared.mappings import Mapping
 from shared.mappings.entities import CRM_ENTITIES
 from shared.odata_filter import evaluate, parse
@@ -36,7 +37,6 @@ BC_PAGES = {
     "salespeople": (5116, "Code", "code"),
     "unitsOfMeasure": (209, "Code", "code"),
 }
-LANGUAGES = ("en", "sv", "nl", "fr")
 MESSAGES: dict[str, dict[str, str]] = json.loads(
     (Path(__file__).parent / "ribbon_messages.json").read_text("utf-8")
 )
@@ -47,24 +47,6 @@ class RibbonAnswer:
     status: int
     location: str | None = None
     html: str | None = None
-
-
-def negotiate(accept_language: str | None) -> str:
-    """Best of en/sv/nl/fr by Accept-Language q-values (default en)."""
-    best, best_q = "en", -1.0
-    for part in (accept_language or "").split(","):
-        tag, _, params = part.strip().partition(";")
-        q = 1.0
-        match = re.search(r"q=([0-9.]+)", params)
-        if match:
-            try:
-                q = float(match.group(1))
-            except ValueError:
-                q = 0.0
-        lang = tag.strip().lower()[:2]
-        if lang in LANGUAGES and q > best_q:
-            best, best_q = lang, q
-    return best
 
 
 def page(lang: str, key: str, **values: str) -> str:

@@ -194,7 +194,10 @@ class PageSync:
                 self.done(sid, "skipped", self.coupling_dst(c), "record is in Skipped Records")
                 continue
             if c.last_job == self.run_id and c.last_result == "failed" and self.p == "from_crm":
-                continue  # already failed (and reported) by this run's to_crm pass
+                # Already failed (and its error recorded) in this run's to_crm pass: count it once more
+                # as skipped so the counters still add up to the records seen, without a second error.
+                self.done(sid, "skipped", self.coupling_dst(c), "failed in this run's BC→CRM pass")
+                continue
             stored = self.src_hashes(c)
             src_changed = [f for f in self.flow if value_hash(self.src_value(f, record)) != stored.get(f.key)]
             if not src_changed and not force and c.last_result != "failed":

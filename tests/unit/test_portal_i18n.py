@@ -1,0 +1,62 @@
+"""The portal message files (same keys, no empty values, same placeholders) and language negotiation."""
+
+import json
+import re
+
+import pytest
+
+from functions.portal import LANGUAGES, ROOT, negotiate, render
+
+
+def load(code: str) -> dict[str, str]:
+    return json.loads((ROOT / "i18n" / f"{code}.json").read_text("utf-8"))
+
+
+def test_all_languages_have_the_same_keys_and_no_empty_values() -> None:
+    english = load("en")
+    assert len(english) > 50
+    for code in LANGUAGES:
+        messages = load(code)
+        assert set(messages) == set(english), code
+        assert all(isinstance(v, str) and v.strip() for v in messages.values()), code
+
+
+def test_placeholders_are_the_same_in_every_language() -> None:
+    english = load("en")
+    for code in LANGUAGES:
+        for key, text in load(code).items():
+            assert set(re.findall(r"\{(\w+)\}", text)) == set(re.findall(r"\{(\w+)\}", english[key])), (
+                code,
+                key,
+            )
+
+
+def test_the_seeds_terms_are_used() -> None:
+    assert load("sv")["col.onlyCoupled"] == "Synka endast kopplade poster"
+    assert load("nl")["action.runFull"] == "Volledige synchronisatie uitvoeren"
+    assert load("fr")["nav.jobs"] == "Projets de synchronisation d'intégration"
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, "en"),
+        ("", "en"),
+        ("sv-SE,sv;q=0.9,en;q=0.8", "sv"),
+        ("de-DE, nl;q=0.7, fr;q=0.9", "fr"),
+        ("en-NZ", "en"),
+        ("fr-CA;q=0, nl", "nl"),
+        ("de", "en"),
+        ("nl;q=bogus, sv;q=0.5", "sv"),
+    ],
+)
+def test_accept_language_negotiation(header: str | None, expected: str) -> None:
+    assert negotiate(header) == expected
+
+
+def test_render_inlines_everything_and_carries_the_nonce() -> None:
+    html = render("nl", "N0NCE")
+    assert '<html lang="nl">' in html
+    assert html.count('nonce="N0NCE"') == 3
+    assert "{{" not in html
+    assert "Volledige synchronisatie uitvoeren" in html
