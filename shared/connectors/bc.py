@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from shared.connectors.dataverse import Page
+from shared.connectors.dataverse import Page, iter_pages
 from shared.connectors.errors import ConnectorError, NotFound, Throttled, Transient, parse_error
 from shared.connectors.http import ServiceClient, retry_after_seconds
-from shared.connectors.odata import guid
+from shared.connectors.odata import guid, query_params
 from shared.settings import Settings, get_settings
 
 
@@ -95,13 +95,7 @@ class BcClient:
         if next_link:
             response = self.http.request("GET", next_link, kind="read", headers=headers)
         else:
-            params = {}
-            if filter:
-                params["$filter"] = filter
-            if select:
-                params["$select"] = ",".join(select)
-            if orderby:
-                params["$orderby"] = orderby
+            params = query_params(select, filter, orderby)
             response = self.http.request(
                 "GET", self._url(entity), kind="read", headers=headers, params=params
             )
@@ -109,13 +103,7 @@ class BcClient:
         return Page(body.get("value", []), body.get("@odata.nextLink"))
 
     def iter_records(self, entity: str, **query: Any) -> Iterator[dict[str, Any]]:
-        link = None
-        while True:
-            page = self.get_page(entity, next_link=link, **query)
-            yield from page.records
-            link = page.next_link
-            if not link:
-                return
+        return iter_pages(self.get_page, entity, **query)
 
     def get(self, entity: str, id: str) -> dict[str, Any] | None:
         try:

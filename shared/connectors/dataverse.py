@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.connectors.errors import ConnectorError, Duplicate, NotFound, PreconditionFailed
 from shared.connectors.http import ServiceClient
-from shared.connectors.odata import guid
+from shared.connectors.odata import guid, query_params
 from shared.settings import Settings, get_settings
 
 
@@ -33,6 +33,17 @@ class RecordResult:
     id: str | None
     ok: bool
     error: ConnectorError | None = None
+
+
+def iter_pages(get_page, name: str, **query: Any) -> Iterator[dict[str, Any]]:
+    """Every record of a query, following nextLinks (shared by both connectors)."""
+    link = None
+    while True:
+        page = get_page(name, next_link=link, **query)
+        yield from page.records
+        link = page.next_link
+        if not link:
+            return
 
 
 class DataverseClient:
@@ -59,18 +70,6 @@ class DataverseClient:
         self.http.close()
 
     # --- reads ------------------------------------------------------------------------------------
-    def _query(self, entity_set: str, select, filter, orderby, top=None) -> dict[str, str]:
-        params = {}
-        if select:
-            params["$select"] = ",".join(select)
-        if filter:
-            params["$filter"] = filter
-        if orderby:
-            params["$orderby"] = orderby
-        if top:
-            params["$top"] = str(top)
-        return params
-
     def get_page(
         self,
         entity_set: str,
@@ -86,7 +85,7 @@ class DataverseClient:
         if next_link:
             response = self.http.request("GET", next_link, kind="read", headers=headers)
         else:
-            params = self._query(entity_set, select, filter, orderby)
+            params = query_params(select, filter, orderby)
             response = self.http.request(
                 "GET", f"{self.base}/{entity_set}", kind="read", headers=headers, params=params
             )
@@ -94,13 +93,7 @@ class DataverseClient:
         return Page(body.get("value", []), body.get("@odata.nextLink"))
 
     def iter_records(self, entity_set: str, **query: Any) -> Iterator[dict[str, Any]]:
-        link = None
-        while True:
-            page = self.get_page(entity_set, next_link=link, **query)
-            yield from page.records
-            link = page.next_link
-            if not link:
-                return
+        return iter_pages(self.get_page, entity_set, **query)
 
     def get_changes(
         self, entity_set: str, *, select: list[str] | None = None, link: str | None = None
@@ -114,7 +107,7 @@ class DataverseClient:
         if link:
             response = self.http.request("GET", link, kind="read", headers=headers)
         else:
-            params = self._query(entity_set, select, None, None)
+            params = query_params(select)
             response = self.http.request(
                 "GET", f"{self.base}/{entity_set}", kind="read", headers=headers, params=params
             )

@@ -80,3 +80,17 @@ def _join(op: str, conditions: tuple[str, ...]) -> str:
 def any_of(field: str, ids: list[str]) -> str:
     """``field eq <guid> or ...`` for a list of ids (validated)."""
     return " or ".join(f"{field} eq {guid(i)}" for i in ids)
+
+
+def query_params(
+    select: list[str] | None = None, filter: str | None = None, orderby: str | None = None
+) -> dict:
+    """The `$select`/`$filter`/`$orderby` query parameters both APIs take."""
+    params = {}
+    if select:
+        params["$select"] = ",".join(select)
+    if filter:
+        params["$filter"] = filter
+    if orderby:
+        params["$orderby"] = orderby
+    return params
