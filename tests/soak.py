@@ -161,8 +161,10 @@ class Soak:
             daemon=True,
         )
         injector.start()
-        full = self.run("/api/sync/full", {"after_full_sync": "keep"}, timeout)
-        modified = self.run("/api/sync/modified", {}, timeout)
+        runs = [self.run("/api/sync/full", {"after_full_sync": "keep"}, timeout)]
+        # Keep modified syncs running until every fault kind has been injected into some run.
+        while injector.is_alive() or len(runs) < 2:
+            runs.append(self.run("/api/sync/modified", {}, timeout))
         self.stop.set()
         injector.join(timeout=30)
         for side in ("bc", "dataverse"):
@@ -174,14 +176,14 @@ class Soak:
         users = self.admin("dataverse", "/records/systemusers").json()["value"]
         app_user = next(u["systemuserid"] for u in users if u.get("applicationid") == self.stack.client_id)
         report: Report = check(self.stack.endpoints, CouplingStore(tables), self.seeded, app_user)
-        for run in (full, modified, *settle):
+        for run in (*runs, *settle):
             for problem in counters_add_up(run):
                 report.add(problem)
         return {
             "seconds": round(time.monotonic() - started, 1),
             "faults_injected": dict(self.faults),
             "emulator_faults": {s: self.admin(s, "/stats").json() for s in ("bc", "dataverse")},
-            "runs": [r["status"] for r in (full, modified, *settle)],
+            "runs": [r["status"] for r in (*runs, *settle)],
             "records_checked": report.records_checked,
             "couplings": report.couplings,
             "failed_records": report.failed_records,

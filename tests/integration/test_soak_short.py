@@ -6,6 +6,6 @@ from tests.soak import soak
 def test_short_soak_keeps_every_invariant():
     result = soak(records=150, seed=5, timeout=600)
     assert set(result["faults_injected"]) == {"storm", "latency", "kill", "duplicate", "azurite", "edits"}
-    assert result["runs"] == ["Succeeded"] * 4, result
+    assert len(result["runs"]) >= 4 and set(result["runs"]) == {"Succeeded"}, result
     assert result["records_checked"] > 1000
     assert result["violations"] == [], result["violations"][:10]
