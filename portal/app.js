@@ -214,15 +214,16 @@ async function reviewPage() {
   }
   render();
   const dryBtn = h("button", { class: "secondary", id: "dry-run", onclick: async () => {
-    dryBtn.disabled = true;
+    // A dry run holds the mappings like any run: Start waits until it has ended.
+    dryBtn.disabled = startBtn.disabled = true;
     try {
       const r = await api("POST", "/sync/full", { dry_run: true, after_full_sync: "restore" });
       announce(t("review.analysing"));
       poll(async () => {
         dry = await api("GET", `/runs/${r.run_id}`); render();
-        if (["Succeeded", "Failed", "Cancelled", "AwaitingDecision"].includes(dry.status)) { stopPoll(); dryBtn.disabled = false; announce(t("review.analysed")); }
+        if (["Succeeded", "Failed", "Cancelled", "AwaitingDecision"].includes(dry.status)) { stopPoll(); dryBtn.disabled = startBtn.disabled = false; announce(t("review.analysed")); }
       });
-    } catch (err) { dryBtn.disabled = false; showError(progress, err); }
+    } catch (err) { dryBtn.disabled = startBtn.disabled = false; showError(progress, err); }
   } }, t("review.dryRunButton"));
   const startBtn = h("button", { id: "start-full", onclick: async () => {
     if (!confirm(t("review.startConfirm"))) return;

@@ -120,6 +120,8 @@ def test_full_sync_from_the_review_page(page, stack: Stack) -> None:
     page.locator("#review-table tr[data-mapping='CUSTOMER'] td", has_text="Succeeded").wait_for(
         timeout=120_000
     )
+    # The dry run is a run of its own: Start is enabled again once all of it has ended.
+    page.wait_for_selector("#start-full:not([disabled])", timeout=120_000)
     shot(page, "review-dry-run")
     page.get_by_role("button", name="Start", exact=True).click()
     page.locator("#decision").wait_for(timeout=180_000)
