@@ -77,14 +77,24 @@ def check(
                     report.add(
                         f"{m.name}: eligible {side} record {rid} is not coupled and has no recorded failure"
                     )
+        bc_filter, crm_filter = parse(m.bc_filter), parse(m.crm_filter)
         for c in pairs:
             b, r = bc_rows.get(c.bc_id), crm_rows.get(c.crm_id)
             if b is None or r is None:
                 continue  # a deleted counterpart: the deletion-conflict policy's business
             if c.last_result != "success":
                 continue
+            # A direction only carries values from a source record inside its table filter (e.g. a blocked
+            # BC customer coupled to its CRM twin sends nothing BC→CRM): compare what flows.
+            flowing = {
+                d
+                for d, ok in (("to_crm", evaluate(bc_filter, b)), ("from_crm", evaluate(crm_filter, r)))
+                if ok
+            }
             for f in m.fields:
                 if f.is_constant or not f.bc or not f.crm or f.lookup:
+                    continue
+                if not any(f.flows(d) and m.allows(d) for d in flowing):
                     continue
                 if normalize(raw_value(m, f, b, "bc")) != normalize(raw_value(m, f, r, "crm")):
                     report.add(
