@@ -126,10 +126,6 @@ class SettingsError(RuntimeError):
     """A required setting is missing or has an invalid value."""
 
 
-def setting_names() -> list[str]:
-    return [s.name for s in SETTINGS]
-
-
 def _get(env: Mapping[str, str], name: str) -> str:
     spec = _BY_NAME[name]
     value = env.get(name)

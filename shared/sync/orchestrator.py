@@ -8,7 +8,6 @@ enqueued by whoever flips it from Waiting to Pending, so it is enqueued once.
 from __future__ import annotations
 
 import logging
-import traceback
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -345,7 +344,3 @@ def sweep(ctx) -> list[str]:
         actions += [f"re-enqueued {run.run_id}/{n} (dependencies done)" for n in sorted(before - after)]
         _finish_run(ctx, run.run_id)
     return actions
-
-
-def log_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
