@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from shared.connectors.dataverse import Page, iter_pages
 from shared.connectors.errors import ConnectorError, NotFound, Throttled, Transient, parse_error
-from shared.connectors.http import ServiceClient, retry_after_seconds
+from shared.connectors.http import Connector, ServiceClient, retry_after_seconds
 from shared.connectors.odata import guid, query_params
 from shared.settings import Settings, get_settings
 
@@ -31,7 +31,7 @@ class BatchResult:
     error: ConnectorError | None = None
 
 
-class BcClient:
+class BcClient(Connector):
     def __init__(self, settings: Settings | None = None, tokens=None):
         self.settings = settings or get_settings()
         s = self.settings
@@ -41,15 +41,6 @@ class BcClient:
             "bc", s, s.bc_scope, s.bc_max_concurrency, tokens, headers={"Accept": "application/json"}
         )
         self._company: dict[str, Any] | None = None
-
-    def stats(self) -> dict[str, int]:
-        return self.http.stats()
-
-    def reset_stats(self) -> None:
-        self.http.reset_stats()
-
-    def close(self) -> None:
-        self.http.close()
 
     # --- companies ---------------------------------------------------------------------------------
     def companies(self) -> list[dict[str, Any]]:

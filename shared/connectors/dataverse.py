@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.connectors.errors import ConnectorError, Duplicate, NotFound, PreconditionFailed
-from shared.connectors.http import ServiceClient
+from shared.connectors.http import Connector, ServiceClient
 from shared.connectors.odata import guid, query_params
 from shared.settings import Settings, get_settings
 
@@ -46,7 +46,7 @@ def iter_pages(get_page, name: str, **query: Any) -> Iterator[dict[str, Any]]:
             return
 
 
-class DataverseClient:
+class DataverseClient(Connector):
     def __init__(self, settings: Settings | None = None, tokens=None):
         self.settings = settings or get_settings()
         self.base = f"{self.settings.dataverse_url}/api/data/v9.2"
@@ -59,15 +59,6 @@ class DataverseClient:
             headers={"OData-MaxVersion": "4.0", "OData-Version": "4.0", "Accept": "application/json"},
         )
         self._whoami: str | None = None
-
-    def stats(self) -> dict[str, int]:
-        return self.http.stats()
-
-    def reset_stats(self) -> None:
-        self.http.reset_stats()
-
-    def close(self) -> None:
-        self.http.close()
 
     # --- reads ------------------------------------------------------------------------------------
     def get_page(

@@ -161,6 +161,21 @@ class ServiceClient:
         self.http.close()
 
 
+class Connector:
+    """What both service clients expose of their HTTP layer: request counters and the pool."""
+
+    http: ServiceClient
+
+    def stats(self) -> dict[str, int]:
+        return self.http.stats()
+
+    def reset_stats(self) -> None:
+        self.http.reset_stats()
+
+    def close(self) -> None:
+        self.http.close()
+
+
 def _path(url: str) -> str:
     """The URL without its query (queries may carry filter values; logs keep method and path only)."""
     return url.split("?", 1)[0]
