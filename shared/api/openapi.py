@@ -39,6 +39,12 @@ JOB = {
         "processed": {"type": "integer"},
         "total_estimate": {"type": ["integer", "null"]},
         "errors": {"type": "integer"},
+        "usage": {
+            "type": "object",
+            "description": "what the job's slices used: bc_requests, dataverse_requests, table_requests, "
+            "table_entity_ops (a batch counts once per entity)",
+            "additionalProperties": {"type": "integer"},
+        },
         "to_crm": {"$ref": "#/components/schemas/Counters"},
         "from_crm": {"$ref": "#/components/schemas/Counters"},
     },

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from shared import usage
 from shared.connectors.dataverse import Page, iter_pages
 from shared.connectors.errors import ConnectorError, NotFound, Throttled, Transient, parse_error
 from shared.connectors.http import Connector, ServiceClient, retry_after_seconds
@@ -122,7 +123,7 @@ class BcClient(Connector):
         chunks = [ops[i : i + size] for i in range(0, len(ops), size)]
         workers = max(1, min(len(chunks), self.settings.bc_max_concurrency))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return [r for chunk in pool.map(self._batch_chunk, chunks) for r in chunk]
+            return [r for chunk in pool.map(usage.carry(self._batch_chunk), chunks) for r in chunk]
 
     def _batch_chunk(self, ops: list[BatchOp]) -> list[BatchResult]:
         results: list[BatchResult | None] = [None] * len(ops)

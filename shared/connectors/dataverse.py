@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared import usage
 from shared.connectors.errors import ConnectorError, Duplicate, NotFound, PreconditionFailed
 from shared.connectors.http import Connector, ServiceClient
 from shared.connectors.odata import guid, query_params
@@ -164,7 +165,7 @@ class DataverseClient(Connector):
 
         workers = max(1, min(len(chunks), self.settings.dataverse_max_concurrency, 4))
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = [r for chunk in pool.map(send, chunks) for r in chunk]
+            results = [r for chunk in pool.map(usage.carry(send), chunks) for r in chunk]
         return sorted(results, key=lambda r: r.index)
 
     def _bulk_chunk(self, action, entity_set, logical_name, key, records, indexes) -> list[RecordResult]:

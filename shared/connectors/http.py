@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from shared import usage
 from shared.connectors.auth import TokenProvider
 from shared.connectors.errors import ConnectorError, Throttled, Transient, Unauthorized, parse_error
 from shared.settings import Settings
@@ -100,6 +101,7 @@ class ServiceClient:
         while True:
             attempt += 1
             self.count(f"request:{method}:{kind}")
+            usage.add(f"{self.service}_requests")
             try:
                 token = self.tokens.token(self.scope)
                 request_headers = {"Authorization": f"Bearer {token}", **(headers or {})}

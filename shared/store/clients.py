@@ -16,6 +16,7 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
+from shared import usage
 from shared.settings import StorageSettings, get_settings
 
 
@@ -28,6 +29,7 @@ def _credential(storage: StorageSettings):
 def table_service(storage: StorageSettings | None = None, **options) -> TableServiceClient:
     """``options`` go to the SDK client (e.g. ``retry_total``, ``connection_timeout``)."""
     storage = storage or get_settings().storage
+    options.setdefault("raw_request_hook", usage.table_request_hook)
     if storage.uses_identity:
         url = f"https://{storage.account_name}.table.core.windows.net"
         return TableServiceClient(endpoint=url, credential=_credential(storage), **options)

@@ -2,13 +2,14 @@
 
 Both rows carry the whole coupling and are written in one transaction, so a coupling exists on both
 sides or on neither; rows are inserted with ``create`` so a record can be coupled at most once per
-mapping (the store, not the caller, guarantees one-to-one). Pending-create markers (``pend_<crm id>``)
-journal BC creates so a retried slice never makes a twin.
+mapping (the store, not the caller, guarantees one-to-one). Pending-create journal rows
+(``pend_<random>``, one per batch of CRM ids) journal BC creates so a retried slice never makes a twin.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,9 +17,11 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from shared import usage
 from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks
 
 BC, CRM, PENDING, FAIL = "bc_", "crm_", "pend_", "fail_"
+PENDING_IDS = 800  # ids per journal row: 800 GUIDs fit the 32K-character limit of a string property
 _READ_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="coupling-read")
 
 
@@ -105,7 +108,9 @@ class CouplingStore:
                 if key in wanted:
                     found[key] = Coupling.from_entity(e)
             return found
-        futures = {i: _READ_POOL.submit(self.get, mapping, **{prefix[:-1] + "_id": i}) for i in ids}
+        futures = {
+            i: _READ_POOL.submit(usage.carry(self.get), mapping, **{prefix[:-1] + "_id": i}) for i in ids
+        }
         return {i: c for i, f in futures.items() if (c := f.result()) is not None}
 
     def by_bc(self, mapping: str, bc_ids: list[str]) -> dict[str, Coupling]:
@@ -189,29 +194,34 @@ class CouplingStore:
         return len([k for k in keys if k.startswith(BC)])
 
     # --- pending-create journal (BC creates) ---------------------------------------------------
-    def mark_pending(self, mapping: str, crm_ids: list[str], job: str) -> None:
-        for group in chunks(sorted({i.lower() for i in crm_ids}), TRANSACTION_LIMIT):
-            ops = [("upsert", {"PartitionKey": mapping, "RowKey": PENDING + i, "job": job}) for i in group]
-            self.table.submit_transaction(ops)
-
-    def pending(self, mapping: str, crm_ids: list[str]) -> set[str]:
-        ids = sorted({i.lower() for i in crm_ids})
-        if not ids:
-            return set()
-        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
-        params = {"pk": mapping, "lo": PENDING + ids[0], "hi": PENDING + ids[-1]}
-        wanted = set(ids)
-        return {
-            e["RowKey"][len(PENDING) :]
-            for e in self.table.query_entities(query, parameters=params, select=["RowKey"])
-            if e["RowKey"][len(PENDING) :] in wanted
-        }
-
-    def clear_pending(self, mapping: str, crm_ids: list[str]) -> None:
-        for group in chunks(sorted({i.lower() for i in crm_ids}), TRANSACTION_LIMIT):
-            self.table.submit_transaction(
-                [("delete", {"PartitionKey": mapping, "RowKey": PENDING + i}) for i in group]
+    # One row per batch of up to PENDING_IDS ids (not per record): Table Storage charges — and Azurite
+    # scans its partition — per entity, and the journal is only read back after a crash.
+    def mark_pending(self, mapping: str, crm_ids: list[str], job: str) -> list[str]:
+        """Journal CRM ids about to be created in BC; returns the journal's row keys for clear_pending."""
+        keys = []
+        for group in chunks(sorted({i.lower() for i in crm_ids}), PENDING_IDS):
+            key = f"{PENDING}{uuid.uuid4().hex}"
+            self.table.create_entity(
+                {"PartitionKey": mapping, "RowKey": key, "job": job, "ids": ",".join(group)}
             )
+            keys.append(key)
+        return keys
+
+    def pending(self, mapping: str, crm_ids: list[str]) -> dict[str, set[str]]:
+        """Journal rows never cleared (a create may have happened) that hold any of ``crm_ids``:
+        row key -> the ids of ``crm_ids`` it holds."""
+        wanted = {i.lower() for i in crm_ids}
+        if not wanted:
+            return {}
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": mapping, "lo": PENDING, "hi": PENDING[:-1] + "`"}
+        rows = self.table.query_entities(query, parameters=params, select=["RowKey", "ids"])
+        found = {e["RowKey"]: wanted & set((e.get("ids") or "").split(",")) for e in rows}
+        return {k: ids for k, ids in found.items() if ids}
+
+    def clear_pending(self, mapping: str, keys: list[str]) -> None:
+        for group in chunks(keys, TRANSACTION_LIMIT):
+            self.table.submit_transaction([("delete", {"PartitionKey": mapping, "RowKey": k}) for k in group])
 
     # --- failures of uncoupled records (a create that failed has no coupling to remember it) ------
     def _fail_key(self, side: str, record_id: str) -> str:

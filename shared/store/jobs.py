@@ -18,7 +18,7 @@ from shared.store.tables import JOBS, Tables
 
 COUNTERS = ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
-_JSON_FIELDS = ("depends_on", "counters", "cursor", "passes")
+_JSON_FIELDS = ("depends_on", "counters", "cursor", "passes", "usage")
 
 
 def empty_counters() -> dict[str, dict[str, int]]:
@@ -38,6 +38,7 @@ class Job:
     processed: int = 0
     total_estimate: int | None = None
     errors: int = 0
+    usage: dict[str, int] = field(default_factory=dict)  # requests per service, table entity ops (usage.py)
     started_at: str | None = None
     finished_at: str | None = None
     message: str | None = None
@@ -46,6 +47,10 @@ class Job:
     def add(self, sync_pass: str, counts: dict[str, int]) -> None:
         for k, v in counts.items():
             self.counters[sync_pass][k] = self.counters[sync_pass].get(k, 0) + v
+
+    def add_usage(self, counts: dict[str, int]) -> None:
+        for k, v in counts.items():
+            self.usage[k] = self.usage.get(k, 0) + v
 
     def api(self) -> dict[str, Any]:
         return {
@@ -57,6 +62,7 @@ class Job:
             "processed": self.processed,
             "total_estimate": self.total_estimate,
             "errors": self.errors,
+            "usage": self.usage,
             "to_crm": self.counters["to_crm"],
             "from_crm": self.counters["from_crm"],
             "message": self.message,

@@ -14,6 +14,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceModifiedError
 
+from shared import usage
 from shared.mappings import Mapping
 from shared.store import sync_queue
 from shared.store.errors import SyncError
@@ -224,9 +225,10 @@ def _run_slice(ctx, run: Run, name: str, seq: int, mapping: Mapping, lease) -> s
         ctx.runs.update(
             run.run_id, lambda r: False if r.status != "Pending" else setattr(r, "status", "Running")
         )
-    result = SliceRunner(ctx, run, job, mapping).run_slice()
-    if result.errors and not run.dry_run:
-        ctx.errors.add_many(result.errors)
+    with usage.meter() as meter:
+        result = SliceRunner(ctx, run, job, mapping).run_slice()
+        if result.errors and not run.dry_run:
+            ctx.errors.add_many(result.errors)
 
     def commit(j: Job):
         if j.seq != seq:
@@ -234,6 +236,7 @@ def _run_slice(ctx, run: Run, name: str, seq: int, mapping: Mapping, lease) -> s
         j.add(result.sync_pass, dict(result.counts))
         j.processed += result.processed
         j.errors += len(result.errors)
+        j.add_usage(meter.counts())
         j.cursor = {**result.cursor, "full": j.cursor.get("full", False)}
         j.seq = seq + 1
         if result.done:

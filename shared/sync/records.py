@@ -92,6 +92,7 @@ class PageSync:
         self.flow = [f for f in mapping.fields if f.flows(sync_pass) and not f.is_constant and f.bc and f.crm]
         self.constants = [f for f in mapping.fields if f.flows(sync_pass) and f.is_constant]
         self.result = PageResult()
+        self._stale: dict[str, set[str]] | None = None  # journal rows found by run(), cleared at its end
 
     # --- helpers -----------------------------------------------------------------------------
     def src_id(self, record: dict[str, Any]) -> str:
@@ -160,6 +161,12 @@ class PageSync:
                 continue
         return out
 
+    def _journal(self, crm_ids: list[str]) -> dict[str, set[str]]:
+        """Journal rows of BC creates from these CRM records that a crashed attempt left behind."""
+        if self.src != "crm" or self.dry_run:
+            return {}
+        return self.ctx.couplings.pending(self.m.name, crm_ids)
+
     # --- destination reads ---------------------------------------------------------------------
     def fetch_destination(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -178,6 +185,7 @@ class PageSync:
     def run(self, records: list[dict[str, Any]], force: bool = False) -> PageResult:
         """Sync ``records`` (already filtered). ``force`` re-checks coupled records even if unchanged."""
         by_id = {self.src_id(r): r for r in records}
+        self._stale = self._journal(list(by_id))
         couplings = (
             self.ctx.couplings.by_bc(self.m.name, list(by_id))
             if self.src == "bc"
@@ -214,6 +222,9 @@ class PageSync:
                     self.done(
                         self.src_id(record), "skipped", None, "not coupled (Synch. Only Coupled Records)"
                     )
+        if self._stale:  # every record of a crashed attempt's journal is coupled or matched by now
+            self.ctx.couplings.clear_pending(self.m.name, list(self._stale))
+        self._stale = None
         return self.result
 
     def _uncoupled_with_memory(self, records: list[dict[str, Any]]) -> None:
@@ -465,10 +476,11 @@ class PageSync:
     def _couple_or_create(self, records: list[dict[str, Any]]) -> None:
         to_create = []
         matcher = self.matcher or self.ctx.matcher(self.m, self.p, self.run_id)
-        if self.src == "crm" and not self.dry_run:
-            pending = self.ctx.couplings.pending(self.m.name, [self.src_id(r) for r in records])
-            if pending:
-                matcher.refresh()  # a previous attempt may have created some of these in BC already
+        ids = [self.src_id(r) for r in records]
+        own_journal = self._stale is None
+        stale = self._journal(ids) if own_journal else self._stale
+        if stale and set(ids) & set().union(*stale.values()):
+            matcher.refresh()  # a previous attempt may have created some of these in BC already
         couples: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for record in records:
             sid = self.src_id(record)
@@ -493,6 +505,8 @@ class PageSync:
         else:
             for record in to_create:
                 self.done(self.src_id(record), "no_match")
+        if own_journal and stale:  # the crashed attempt's creates are matched by now
+            self.ctx.couplings.clear_pending(self.m.name, list(stale))
 
     def _couple_matched(self, pairs, matcher) -> None:
         taken = (
@@ -588,7 +602,7 @@ class PageSync:
         from shared.connectors.bc import BatchOp
 
         crm_ids = [self.src_id(r) for r, _ in creatable]
-        self.ctx.couplings.mark_pending(self.m.name, crm_ids, self.run_id)
+        journal = self.ctx.couplings.mark_pending(self.m.name, crm_ids, self.run_id)
         results = self.ctx.bc.batch(
             [BatchOp("POST", self.m.bc_entity, body=self.payload(v, True)) for _, v in creatable]
         )
@@ -605,7 +619,7 @@ class PageSync:
             created.append((couplings[-1], bc_rec, record))
         self._write_back(created)
         self._store_new_couplings(couplings, sources)
-        self.ctx.couplings.clear_pending(self.m.name, crm_ids)
+        self.ctx.couplings.clear_pending(self.m.name, journal)
 
     def _write_back(self, created: list[tuple[Coupling, dict[str, Any], dict[str, Any]]]) -> None:
         """After creating BC records from CRM ones, send BC-owned values (e.g. the new customer number

@@ -80,11 +80,17 @@ def test_delete_removes_both_rows_and_pending_journal(tables):
     store.create(c)
     store.delete(c)
     assert store.get("CONTACT", bc_id=c.bc_id) is None and store.get("CONTACT", crm_id=c.crm_id) is None
-    ids = [gid() for _ in range(3)]
-    store.mark_pending("CONTACT", ids, "job")
-    assert store.pending("CONTACT", ids + [gid()]) == set(ids)
-    store.clear_pending("CONTACT", ids[:2])
-    assert store.pending("CONTACT", ids) == {ids[2]}
+    first, second = [gid() for _ in range(900)], [gid().upper() for _ in range(3)]
+    journal_a = store.mark_pending("CONTACT", first, "job")
+    journal_b = store.mark_pending("CONTACT", second, "job")
+    assert len(journal_a) == 2  # 900 ids: two journal rows
+    probe = first[:5] + [s.lower() for s in second] + [gid()]
+    found = store.pending("CONTACT", probe)
+    assert set().union(*found.values()) == set(probe[:-1]) and journal_b[0] in found
+    store.clear_pending("CONTACT", journal_a)
+    assert store.pending("CONTACT", probe) == {journal_b[0]: {s.lower() for s in second}}
+    store.clear_pending("CONTACT", journal_b)
+    assert store.pending("CONTACT", probe) == {}
 
 
 def test_mapping_lease_excludes_other_runs_and_other_slices(tables):

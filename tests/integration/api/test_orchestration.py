@@ -52,6 +52,12 @@ def test_full_sync_of_demo_data_couples_every_eligible_record_once(api):
     assert couplings["value"]
     customer_job = jobs["CUSTOMER"]
     assert customer_job["to_crm"]["coupled"] >= 15  # the demo data's deliberate twins were matched
+    # Each job reports what it used: both services were read, and every new coupling is two table rows.
+    new_couplings = sum(customer_job[p][k] for p in ("to_crm", "from_crm") for k in ("inserted", "coupled"))
+    assert customer_job["usage"]["table_entity_ops"] >= 2 * new_couplings > 0
+    assert customer_job["usage"]["table_requests"] < customer_job["usage"]["table_entity_ops"]  # batched
+    for job in run["jobs"]:
+        assert job["usage"]["bc_requests"] > 0 and job["usage"]["dataverse_requests"] > 0, job
 
 
 def test_decision_keep_then_restore_changes_only_coupled_flag_as_promised(api):

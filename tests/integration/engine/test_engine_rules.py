@@ -283,8 +283,12 @@ def test_bc_create_crash_is_journaled_and_not_repeated(harness, monkeypatch):
         page.run(records)
     monkeypatch.undo()
     assert [c["displayName"] for c in h.bc.records("customers")].count("FromCrm") == 1
+    crm_id = records[0]["accountid"]
+    assert h.ctx.couplings.pending("CUSTOMER", [crm_id])  # the crashed attempt's journal row
     h.run("full", ["CUSTOMER"])
     assert [c["displayName"] for c in h.bc.records("customers")].count("FromCrm") == 1
+    assert h.ctx.couplings.get("CUSTOMER", crm_id=crm_id) is not None
+    assert h.ctx.couplings.pending("CUSTOMER", [crm_id]) == {}  # resolved, so cleared
 
 
 def test_unresolvable_owner_never_clears_the_bc_salesperson(harness):
