@@ -1,10 +1,10 @@
 """Dataverse Web API v9.2 emulator (entity sets of the default mappings), over SQLite.
 
 Speaks the wire contract the connector relies on: `$select/$filter/$orderby/$top/$count`, paging with
-`Prefer: odata.maxpagesize` and `@odata.nextLink`, change tracking (`Prefer: odata.track-changes`,
-delta links, `$deletedEntity` rows), PATCH-to-key upsert with If-Match / If-None-Match, lookups via
-`@odata.bind` read back as `_x_value`, UpsertMultiple/CreateMultiple/UpdateMultiple (all or nothing,
-≤ 1000), WhoAmI, and Dataverse's error codes.
+`Prefer: odata.maxpagesize` and `@odata.nextLink`, `$batch` of GETs, change tracking
+(`Prefer: odata.track-changes`, delta links, `$deletedEntity` rows), PATCH-to-key upsert with
+If-Match / If-None-Match, lookups via `@odata.bind` read back as `_x_value`,
+UpsertMultiple/CreateMultiple/UpdateMultiple (all or nothing, ≤ 1000), WhoAmI, and Dataverse's error codes.
 """
 
 from __future__ import annotations
@@ -77,6 +77,8 @@ class Dataverse(Emulator):
         path = request.url.path
         if "Microsoft.Dynamics.CRM." in path:
             return "bulk"
+        if path.endswith("$batch"):
+            return "batch"
         return super().kind(request)
 
     def user_for(self, request: Request) -> str:
@@ -189,6 +191,7 @@ class Dataverse(Emulator):
         return [
             Route("/api/data/v9.2/WhoAmI", self.whoami),
             Route("/api/data/v9.2/WhoAmI()", self.whoami),
+            Route("/api/data/v9.2/$batch", self.batch, methods=["POST"]),
             Route("/api/data/v9.2/{target:path}", self.dispatch, methods=["GET", "POST", "PATCH", "DELETE"]),
         ]
 
@@ -251,6 +254,70 @@ class Dataverse(Emulator):
             return self.error(exc.status, exc.code, exc.message)
         except ODataError as exc:
             return self.error(exc.status, BAD, exc.message)
+
+    async def batch(self, request: Request) -> Response:
+        """`$batch` of GET requests (multipart/mixed). Without `Prefer: odata.continue-on-error` the batch
+        stops at the first failed request, as Dataverse does. Change sets (writes) are not emulated."""
+        found = re.search(r'boundary="?([^";]+)"?', request.headers.get("content-type", ""))
+        if not request.headers.get("content-type", "").startswith("multipart/mixed") or not found:
+            return self.error(
+                400, BAD, "A $batch request needs Content-Type multipart/mixed with a boundary."
+            )
+        text = (await request.body()).decode("utf-8", "replace").replace("\r\n", "\n")
+        delimiter = f"--{found.group(1)}"
+        parts = [p for p in text.split(delimiter)[1:] if not p.startswith("--")]
+        if len(parts) > 1000:
+            return self.error(400, BAD, "The number of requests in a batch cannot exceed 1000.")
+        go_on = "odata.continue-on-error" in request.headers.get("prefer", "")
+        answers = []
+        with self.lock:
+            self.user_for(request)
+            for part in parts:
+                status, body = self._batch_get(part.strip("\n"))
+                answers.append((status, body))
+                if status >= 400 and not go_on:
+                    break
+        boundary = f"batchresponse_{uuid.uuid4()}"
+        reasons = {200: "OK", 400: "Bad Request", 404: "Not Found"}
+        out = []
+        for status, body in answers:
+            out.append(
+                f"--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                f"HTTP/1.1 {status} {reasons.get(status, '')}\r\n"
+                "Content-Type: application/json; odata.metadata=minimal\r\nOData-Version: 4.0\r\n\r\n"
+                f"{json.dumps(body)}\r\n"
+            )
+        out.append(f"--{boundary}--\r\n")
+        return Response("".join(out), media_type=f"multipart/mixed; boundary={boundary}")
+
+    def _batch_get(self, part: str) -> tuple[int, Any]:
+        _, _, http = part.partition("\n\n")
+        head = http.split("\n\n", 1)[0].split("\n")
+        request_line = head[0].split()
+        if len(request_line) < 2 or request_line[0] != "GET":
+            return 400, {
+                "error": {"code": BAD, "message": "This emulator's $batch accepts GET requests only."}
+            }
+        headers = [tuple(h.split(":", 1)) for h in head[1:] if ":" in h]
+        url = request_line[1].split("/api/data/v9.2/", 1)[-1]
+        path, _, query = url.partition("?")
+        match = re.fullmatch(r"([a-z]+)(?:\(([0-9a-fA-F-]{36})\))?", path)
+        if not match or match.group(1) not in self.sets:
+            return 404, {"error": {"code": BAD, "message": f"Resource not found for the segment '{path}'."}}
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": f"/api/data/v9.2/{path}",
+            "query_string": query.encode(),
+            "headers": [(k.strip().lower().encode(), v.strip().encode()) for k, v in headers],
+        }
+        try:
+            response = self.read(Request(scope), match.group(1), (match.group(2) or "").lower() or None)
+        except DataverseError as exc:
+            return exc.status, {"error": {"code": exc.code, "message": exc.message}}
+        except ODataError as exc:
+            return exc.status, {"error": {"code": BAD, "message": exc.message}}
+        return response.status_code, json.loads(response.body)
 
     def _written(
         self, request: Request, entity_set: str, record: dict[str, Any], created_status: int

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from shared import usage
 from shared.connectors.dataverse import Page, iter_pages
@@ -23,6 +23,7 @@ class BatchOp:
     id: str | None = None
     body: dict[str, Any] | None = None
     etag: str | None = None
+    query: dict[str, str] | None = None  # GET: $filter, $select, $top …
 
 
 @dataclass
@@ -134,6 +135,8 @@ class BcClient(Connector):
             for i in pending:
                 op = ops[i]
                 url = f"{company}/{op.entity}" + (f"({guid(op.id)})" if op.id else "")
+                if op.query:
+                    url += "?" + urlencode(op.query, quote_via=quote)
                 headers = {"Content-Type": "application/json"}
                 if op.method in ("PATCH", "DELETE"):
                     headers["If-Match"] = op.etag or "*"

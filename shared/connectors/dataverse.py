@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email.parser
+import json
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -115,6 +118,42 @@ class DataverseClient(Connector):
                 records.append(row)
         return ChangesPage(records, deleted, body.get("@odata.nextLink"), body.get("@odata.deltaLink"))
 
+    def batch_get(self, requests: list[tuple[str, dict[str, str]]]) -> list[tuple[int, Any]]:
+        """Several GETs in one ``$batch`` (multipart/mixed, continue on error): (status, JSON body) each.
+
+        A request is (URL — relative to the API root, or a link the API returned — and its headers).
+        """
+        if not requests:
+            return []
+        boundary = f"batch_{uuid.uuid4().hex}"
+        parts = []
+        for url, headers in requests:
+            url = url if url.startswith("http") else f"{self.base}/{url}"
+            lines = [f"GET {url} HTTP/1.1", "Accept: application/json"]
+            lines += [f"{k}: {v}" for k, v in headers.items()]
+            parts.append(
+                f"--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                + "\r\n".join(lines)
+                + "\r\n\r\n"
+            )
+        body = "".join(parts) + f"--{boundary}--\r\n"
+        response = self.http.request(
+            "POST",
+            f"{self.base}/$batch",
+            kind="batch",
+            content=body.encode("utf-8"),
+            headers={
+                "Content-Type": f"multipart/mixed; boundary={boundary}",
+                "Prefer": "odata.continue-on-error",
+            },
+        )
+        answers = _batch_responses(response.headers.get("content-type", ""), response.content)
+        if len(answers) != len(requests):
+            raise ConnectorError(
+                "dataverse", response.status_code, None, f"$batch answered {len(answers)} of {len(requests)}"
+            )
+        return answers
+
     def get(self, entity_set: str, id: str, select: list[str] | None = None) -> dict[str, Any] | None:
         params = {"$select": ",".join(select)} if select else None
         try:
@@ -199,3 +238,17 @@ class DataverseClient(Connector):
         self, entity_set: str, logical_name: str, records: list[dict[str, Any]]
     ) -> list[RecordResult]:
         return self._bulk("UpdateMultiple", entity_set, logical_name, records) if records else []
+
+
+def _batch_responses(content_type: str, content: bytes) -> list[tuple[int, Any]]:
+    """The parts of a multipart/mixed $batch response, each an HTTP response: (status, JSON body or None)."""
+    message = email.parser.BytesParser().parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + content
+    )
+    out = []
+    for part in message.get_payload() if message.is_multipart() else []:
+        raw = part.get_payload(decode=True) or b""
+        head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+        status = int(head.split(b"\n", 1)[0].split()[1])
+        out.append((status, json.loads(body) if body.strip() else None))
+    return out

@@ -90,6 +90,7 @@ class ServiceClient:
         *,
         kind: str,
         json: Any = None,
+        content: bytes | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         ok: tuple[int, ...] = (200, 201, 204),
@@ -107,7 +108,7 @@ class ServiceClient:
                 request_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
                 with self._slots:
                     response = self.http.request(
-                        method, url, json=json, headers=request_headers, params=params
+                        method, url, json=json, content=content, headers=request_headers, params=params
                     )
             except NETWORK_ERRORS as exc:
                 wait = self._backoff(attempt)

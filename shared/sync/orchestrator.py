@@ -22,6 +22,7 @@ from shared.store.jobs import TERMINAL, Job
 from shared.store.mapping_state import LeaseHeld
 from shared.store.runs import ACTIVE, Run, new_run_id
 from shared.store.tables import iso, now
+from shared.sync import probe
 from shared.sync.slices import SliceRunner
 
 log = logging.getLogger("sync.orchestrator")
@@ -81,6 +82,7 @@ def start_run(ctx, request: StartRequest) -> Run:
     if full and not request.dry_run:
         _clear_only_coupled(ctx, selected)
     names = {m.name for m in selected}
+    idle = probe.idle_mappings(ctx, selected) if not full else set()
     jobs = [
         Job(
             run_id=run.run_id,
@@ -91,12 +93,20 @@ def start_run(ctx, request: StartRequest) -> Run:
         )
         for m in selected
     ]
+    for job in jobs:
+        if job.mapping in idle:  # nothing new at the source: done without a queue message
+            job.status, job.message = "Succeeded", "no changes since the last sync"
+            job.started_at = job.finished_at = iso(now())
     ctx.jobs.create_many(jobs)
     ctx.runs.create(run)
     sync_queue.ensure()
     for job in jobs:
-        sync_queue.send(sync_queue.message(run.run_id, job.mapping, 0))
-    log.info("run %s started: kind=%s mappings=%s", run.run_id, run.kind, run.mappings)
+        if job.mapping not in idle:
+            sync_queue.send(sync_queue.message(run.run_id, job.mapping, 0))
+    log.info("run %s started: kind=%s mappings=%s idle=%s", run.run_id, run.kind, run.mappings, sorted(idle))
+    if idle >= names:
+        _finish_run(ctx, run.run_id)
+        return ctx.runs.get(run.run_id) or run
     return run
 
 

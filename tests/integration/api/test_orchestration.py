@@ -106,6 +106,27 @@ def test_modified_sync_carries_exactly_the_edits_made_on_both_sides(api):
             assert other["to_crm"]["modified"] == other["from_crm"]["modified"] == 0, other
 
 
+def _requests(client) -> dict:
+    stats = client.get("/stats").raise_for_status().json()
+    return {k: v for k, v in stats.items() if v and k.split()[0] in ("GET", "POST", "PATCH", "DELETE")}
+
+
+def test_a_modified_sync_with_nothing_new_costs_one_probe_request_per_service(api):
+    api.wait(api.start("/api/sync/modified"))  # settle: reads back what the last sync wrote
+    for client in (api.bc, api.dv):
+        client.post("/stats/reset").raise_for_status()
+    run = api.wait(api.start("/api/sync/modified"))
+    assert run["status"] == "Succeeded", run
+    assert {j["message"] for j in run["jobs"]} == {"no changes since the last sync"}, run["jobs"]
+    assert _requests(api.bc) == {"POST batch": 1} and _requests(api.dv) == {"POST batch": 1}
+    # One edit on one side wakes exactly the mapping it belongs to.
+    customer = next(c for c in api.records("bc", "customers") if c["blocked"] != "All")
+    api.seed("bc", {"customers": [{"id": customer["id"], "phoneNumber": "+46 8 000 9999"}]})
+    run = api.wait(api.start("/api/sync/modified"))
+    busy = [j["mapping"] for j in run["jobs"] if j["message"] != "no changes since the last sync"]
+    assert busy == ["CUSTOMER"] and api.job(run, "CUSTOMER")["to_crm"]["modified"] == 1, run["jobs"]
+
+
 def test_a_worker_killed_mid_run_does_not_stop_the_run(api):
     # Enough new records for several slices (SLICE_MAX_RECORDS=100), then SIGKILL one worker mid-run.
     api.seed("bc", {"customers": [{"displayName": f"Kill test {i}", "blocked": " "} for i in range(400)]})

@@ -77,6 +77,37 @@ def test_change_tracking_sees_creates_updates_and_deletes(env):
     assert dv.get_changes("accounts", link=changes.delta_link).records == []
 
 
+def test_batched_gets_answer_each_query_in_one_request_per_service(env):
+    services, bc_admin, dv_admin = env
+    dv, bc = DataverseClient(settings(services)), BcClient(settings(services))
+    dv_admin.seed({"accounts": [{"name": f"Batch {i}"} for i in range(4)]})
+    bc_admin.seed({"customers": [{"displayName": f"Batch {i}"} for i in range(4)]})
+    tracked = dv.get_changes("accounts", select=["name"])
+    dv.update("accounts", tracked.records[0]["accountid"], {"name": "changed"})
+    dv_admin.reset_stats()
+    answers = dv.batch_get(
+        [
+            ("accounts?$select=name&$top=2&$filter=" + "startswith(name,'Batch')", {}),
+            (tracked.delta_link, {"Prefer": "odata.track-changes,odata.maxpagesize=1"}),
+            ("nosuchset", {}),
+            ("contacts?$select=fullname", {}),
+        ]
+    )
+    assert dv_admin.stats()["POST batch"] == 1 and dv_admin.stats().get("GET read", 0) == 0
+    assert [status for status, _ in answers] == [200, 200, 404, 200]
+    assert len(answers[0][1]["value"]) == 2
+    assert [r["name"] for r in answers[1][1]["value"]] == ["changed"]  # only the change since the link
+    assert answers[3][1]["value"] == []
+    bc_admin.reset_stats()
+    query = {"$filter": "displayName eq 'Batch 2'", "$select": "id,displayName"}
+    results = bc.batch(
+        [BatchOp("GET", "customers", query=query), BatchOp("GET", "items", query={"$top": "1"})]
+    )
+    assert [r["displayName"] for r in results[0].body["value"]] == ["Batch 2"]
+    assert results[1].body["value"] == []
+    assert bc_admin.stats()["POST batch"] == 1
+
+
 def test_a_429_storm_is_ridden_out_honoring_retry_after(env):
     services, bc_admin, dv_admin = env
     dv = DataverseClient(settings(services))
