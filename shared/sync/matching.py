@@ -11,8 +11,7 @@ import threading
 from typing import Any
 
 from shared.mappings import FieldMapping, Mapping
-from shared.mappings.entities import CRM_ENTITIES
-from shared.sync.values import crm_read_name, normalize, raw_value
+from shared.sync.values import crm_read_name, crm_select, normalize, raw_value
 
 
 def _key(values: list[Any], fields: list[FieldMapping]) -> tuple | None:
@@ -36,12 +35,14 @@ class MatchIndex:
         self._index: list[dict[tuple, list[dict[str, Any]]]] | None = None
 
     def _records(self):
+        # Whole records (every field the mapping syncs), so a matched pair is synced from the index
+        # without reading its destination record again.
         if self.dst == "crm":
-            entity = CRM_ENTITIES[self.m.crm_entity]
-            select = sorted({entity.key} | {crm_read_name(self.m, f) for g in self.groups for f in g})
+            select = sorted(
+                set(crm_select(self.m)) | {crm_read_name(self.m, f) for g in self.groups for f in g}
+            )
             return self.ctx.dataverse.iter_records(self.m.crm_entity, select=select)
-        select = sorted({"id"} | {f.bc for g in self.groups for f in g})
-        return self.ctx.bc.iter_records(self.m.bc_entity, select=select)
+        return self.ctx.bc.iter_records(self.m.bc_entity)
 
     def _build(self) -> list[dict[tuple, list[dict[str, Any]]]]:
         index: list[dict[tuple, list[dict[str, Any]]]] = [{} for _ in self.groups]

@@ -151,6 +151,19 @@ class PageSync:
         self.result.outcomes.append(Outcome(source_id, result, dest_id, message))
         self.result.counts[result] += 1
 
+    def _may_write(self, f: FieldMapping, record: dict[str, Any]) -> bool:
+        """False for a keep-if-empty lookup whose source value resolves to nothing: it is never written,
+        so its change alone must not cost a read of the destination (e.g. a CRM owner with no salesperson)."""
+        if not (f.lookup and f.keep_if_empty):
+            return True
+        try:
+            self.translated(f, record)
+        except _KeepField:
+            return False
+        except LookupFailed:
+            return True
+        return True
+
     def values_for(self, record: dict[str, Any]) -> dict[FieldMapping, Any]:
         """Translated values of every flowing field; fields marked keep-if-empty may be left out."""
         out = {}
@@ -207,7 +220,11 @@ class PageSync:
                 self.done(sid, "skipped", self.coupling_dst(c), "failed in this run's BC→CRM pass")
                 continue
             stored = self.src_hashes(c)
-            src_changed = [f for f in self.flow if value_hash(self.src_value(f, record)) != stored.get(f.key)]
+            src_changed = [
+                f
+                for f in self.flow
+                if value_hash(self.src_value(f, record)) != stored.get(f.key) and self._may_write(f, record)
+            ]
             if not src_changed and not force and c.last_result != "failed":
                 self.done(sid, "unchanged", self.coupling_dst(c))
                 continue
@@ -261,8 +278,14 @@ class PageSync:
             self.ctx.couplings.clear_failures(self.m.name, self.src, cleared)
 
     # --- coupled records -----------------------------------------------------------------------
-    def _sync_coupled(self, changed: list[tuple[dict[str, Any], Coupling, list[FieldMapping]]]) -> None:
-        dest = self.fetch_destination([self.coupling_dst(c) for _, c, _ in changed])
+    def _sync_coupled(
+        self,
+        changed: list[tuple[dict[str, Any], Coupling, list[FieldMapping]]],
+        dest: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """``dest``: the destination records when the caller holds them already (just matched)."""
+        if dest is None:
+            dest = self.fetch_destination([self.coupling_dst(c) for _, c, _ in changed])
         updates: list[tuple[dict[str, Any], Coupling, dict[FieldMapping, Any], dict[str, Any]]] = []
         saves: list[Coupling] = []
         for record, c, src_changed in changed:
@@ -541,7 +564,7 @@ class PageSync:
         # Newly coupled pairs are synced right away (source values win for the fields that flow).
         counts_before = Counter(self.result.counts)
         if coupled and self.sync_after_couple:
-            self._sync_coupled(coupled)
+            self._sync_coupled(coupled, {self.dst_id(t): t for _, t in pairs})
             # A freshly coupled pair counts once, as "coupled", not also as modified/unchanged.
             for k in ("modified", "unchanged"):
                 self.result.counts[k] = counts_before[k]

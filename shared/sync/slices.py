@@ -16,12 +16,11 @@ from typing import Any
 
 from shared.connectors.errors import BadRequest
 from shared.mappings import Mapping
-from shared.mappings.entities import CRM_ENTITIES
 from shared.odata_filter import evaluate, parse
 from shared.store.errors import SyncError
 from shared.store.tables import iso, parse_iso
 from shared.sync.records import PageSync
-from shared.sync.values import crm_read_name
+from shared.sync.values import crm_select
 
 log = logging.getLogger("sync.slice")
 
@@ -34,16 +33,6 @@ class SliceResult:
     processed: int = 0
     cursor: dict[str, Any] = field(default_factory=dict)
     done: bool = False
-
-
-def crm_select(mapping: Mapping) -> list[str]:
-    entity = CRM_ENTITIES[mapping.crm_entity]
-    names = {entity.key, "modifiedon", "_modifiedby_value", "statecode"}
-    names |= {crm_read_name(mapping, f) for f in mapping.fields if f.crm and not f.is_constant}
-    from shared.odata_filter import properties
-
-    names |= properties(parse(mapping.crm_filter))
-    return sorted(names)
 
 
 def _and(*clauses: str) -> str | None:

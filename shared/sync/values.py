@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
+from shared.odata_filter import parse, properties
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 
@@ -37,6 +38,14 @@ def crm_read_name(mapping: Mapping, f: FieldMapping) -> str:
     """The attribute a CRM record carries for this field (``_x_value`` for lookups)."""
     entity = CRM_ENTITIES[mapping.crm_entity]
     return f"_{f.crm}_value" if f.crm in entity.lookups else f.crm  # type: ignore[return-value]
+
+
+def crm_select(mapping: Mapping) -> list[str]:
+    """What a CRM read must $select for this mapping: key, modified on/by, state, mapped and filter fields."""
+    entity = CRM_ENTITIES[mapping.crm_entity]
+    names = {entity.key, "modifiedon", "_modifiedby_value", "statecode"}
+    names |= {crm_read_name(mapping, f) for f in mapping.fields if f.crm and not f.is_constant}
+    return sorted(names | properties(parse(mapping.crm_filter)))
 
 
 def raw_value(mapping: Mapping, f: FieldMapping, record: dict[str, Any], side: str) -> Any:
