@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale", choices=["10k", "100k"], default=None, help="shortcut for --records")
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--workers", default="1,2", help="worker counts for the scale-out measurement")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts for the scale-out measurement")
     parser.add_argument("--modified-small", type=int, default=None, help="table size for the 10x comparison")
     args = parser.parse_args(argv)
     records = {"10k": 10000, "100k": 100000}.get(args.scale or "", args.records)

@@ -46,6 +46,9 @@ def idle_mappings(ctx, mappings: list[Mapping]) -> set[str]:
     except ConnectorError as exc:
         log.warning("change probe failed (%s): every mapping runs", exc)
         return set()
+    except Exception:  # a probe must never stop a run from starting: run everything instead
+        log.exception("change probe failed: every mapping runs")
+        return set()
     return set(candidates) - busy
 
 
