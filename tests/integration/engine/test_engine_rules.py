@@ -302,3 +302,33 @@ def test_unresolvable_owner_never_clears_the_bc_salesperson(harness):
     # The account is owned by the integration user (no coupled salesperson): that never flows back as "".
     assert customers_by_number(h)["C990"]["salespersonCode"] == "SP99"
     assert h.job(run, "CUSTOMER")["from_crm"]["modified"] == 0
+
+
+def test_change_probe_skips_only_what_has_nothing_new_and_fails_open(harness, monkeypatch):
+    from shared.connectors.errors import Transient
+    from shared.sync import probe
+
+    h = harness
+    h.bc.seed({"currencies": [{"id": gid(), "code": "SEK", "displayName": "Swedish krona"}]})
+    h.bc.seed({"unitsOfMeasure": [{"id": gid(), "code": "BOX", "displayName": "Box"}]})
+    run = h.run("full", ["CURRENCY", "UNIT OF MEASURE"])
+    assert h.job(run, "CURRENCY")["to_crm"]["inserted"] == 1, run
+    mappings = [m for m in h.ctx.mappings.all() if m.name in ("CURRENCY", "UNIT OF MEASURE")]
+    assert probe.idle_mappings(h.ctx, mappings) == {"CURRENCY", "UNIT OF MEASURE"}
+    currency = next(c for c in h.bc.records("currencies"))
+    h.bc.seed({"currencies": [{"id": currency["id"], "displayName": "Renamed currency"}]})
+    assert probe.idle_mappings(h.ctx, mappings) == {"UNIT OF MEASURE"}
+    run = h.run("modified", ["CURRENCY", "UNIT OF MEASURE"])
+    assert h.job(run, "CURRENCY")["to_crm"]["modified"] == 1
+    assert h.job(run, "UNIT OF MEASURE")["message"] == "no changes since the last sync"
+    assert probe.idle_mappings(h.ctx, mappings) == {"CURRENCY", "UNIT OF MEASURE"}
+
+    def unreachable(*_args, **_kwargs):
+        raise Transient("bc", None, "ConnectError", "connection refused")
+
+    monkeypatch.setattr(h.ctx.bc, "batch", unreachable)
+    assert probe.idle_mappings(h.ctx, mappings) == set()  # in doubt, everything runs
+    # A mapping never synced has no watermark: it always runs.
+    never = [m for m in h.ctx.mappings.all() if m.name == "CUSTOMER"]
+    monkeypatch.undo()
+    assert probe.idle_mappings(h.ctx, never) == set()
