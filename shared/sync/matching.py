@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from shared.mappings import FieldMapping, Mapping
+from shared.mappings.entities import CRM_ENTITIES
 from shared.sync.values import crm_read_name, crm_select, normalize, raw_value
 
 
@@ -24,6 +25,9 @@ def _key(values: list[Any], fields: list[FieldMapping]) -> tuple | None:
     return tuple(out)
 
 
+WHOLE_RECORDS = 25_000  # per index: ~2.5 KB each, so at most ~60 MB of whole records
+
+
 class MatchIndex:
     def __init__(self, ctx, mapping: Mapping, sync_pass: str, groups: list[list[FieldMapping]] | None = None):
         self.ctx = ctx
@@ -33,6 +37,7 @@ class MatchIndex:
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
         self._index: list[dict[tuple, list[dict[str, Any]]]] | None = None
+        self._whole: set[str] = set()  # ids of records the index holds whole (not cut to match fields)
 
     def _records(self):
         # Whole records (every field the mapping syncs), so a matched pair is synced from the index
@@ -46,14 +51,30 @@ class MatchIndex:
 
     def _build(self) -> list[dict[tuple, list[dict[str, Any]]]]:
         index: list[dict[tuple, list[dict[str, Any]]]] = [{} for _ in self.groups]
+        self._whole = set()
         if not self.groups:
             return index
+        keep = {self._id(f) for g in self.groups for f in g} | {self._id(None)}
         for record in self._records():
+            if len(self._whole) < WHOLE_RECORDS:
+                self._whole.add(str(record[self._id(None)]).lower())
+            else:  # bound memory on big tables: keep only what matching needs, read the rest when matched
+                record = {k: v for k, v in record.items() if k in keep}
             for gi, group in enumerate(self.groups):
                 key = _key([raw_value(self.m, f, record, self.dst) for f in group], group)
                 if key is not None:
                     index[gi].setdefault(key, []).append(record)
         return index
+
+    def _id(self, f: FieldMapping | None) -> str:
+        """The attribute a destination record carries for ``f`` (None: its key)."""
+        if f is None:
+            return CRM_ENTITIES[self.m.crm_entity].key if self.dst == "crm" else "id"
+        return crm_read_name(self.m, f) if self.dst == "crm" else f.bc  # type: ignore[return-value]
+
+    def whole(self, dst_id: str) -> bool:
+        """Whether the index holds this destination record with every field the mapping syncs."""
+        return dst_id in self._whole
 
     def refresh(self) -> None:
         with self._lock:

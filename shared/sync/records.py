@@ -283,9 +283,11 @@ class PageSync:
         changed: list[tuple[dict[str, Any], Coupling, list[FieldMapping]]],
         dest: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        """``dest``: the destination records when the caller holds them already (just matched)."""
-        if dest is None:
-            dest = self.fetch_destination([self.coupling_dst(c) for _, c, _ in changed])
+        """``dest``: destination records the caller holds already (just matched); the rest are read."""
+        dest = dict(dest or {})
+        missing = [self.coupling_dst(c) for _, c, _ in changed if self.coupling_dst(c) not in dest]
+        if missing:
+            dest.update(self.fetch_destination(missing))
         updates: list[tuple[dict[str, Any], Coupling, dict[FieldMapping, Any], dict[str, Any]]] = []
         saves: list[Coupling] = []
         for record, c, src_changed in changed:
@@ -564,7 +566,8 @@ class PageSync:
         # Newly coupled pairs are synced right away (source values win for the fields that flow).
         counts_before = Counter(self.result.counts)
         if coupled and self.sync_after_couple:
-            self._sync_coupled(coupled, {self.dst_id(t): t for _, t in pairs})
+            held = {self.dst_id(t): t for _, t in pairs if matcher.whole(self.dst_id(t))}
+            self._sync_coupled(coupled, held)
             # A freshly coupled pair counts once, as "coupled", not also as modified/unchanged.
             for k in ("modified", "unchanged"):
                 self.result.counts[k] = counts_before[k]

@@ -332,3 +332,23 @@ def test_change_probe_skips_only_what_has_nothing_new_and_fails_open(harness, mo
     never = [m for m in h.ctx.mappings.all() if m.name == "CUSTOMER"]
     monkeypatch.undo()
     assert probe.idle_mappings(h.ctx, never) == set()
+
+
+@pytest.mark.parametrize("whole_records", [25_000, 1])
+def test_matched_twins_get_the_source_values_whether_the_index_holds_them_whole_or_not(
+    harness, monkeypatch, whole_records
+):
+    from shared.sync import matching
+
+    monkeypatch.setattr(matching, "WHOLE_RECORDS", whole_records)  # 1: the second twin must be read
+    h = harness
+    numbers = ["C960", "C961", "C962"]
+    h.bc.seed({"customers": [customer(n, f"Twin {n}", phoneNumber=f"+1 555 {n[1:]}") for n in numbers]})
+    h.dv.seed({"accounts": [account(f"Twin {n}", accountnumber=n, telephone1="+1 000") for n in numbers]})
+    h.dv.reset_stats()
+    run = h.run("full", ["CUSTOMER"])
+    assert h.job(run, "CUSTOMER")["to_crm"]["coupled"] == 3, run
+    phones = {a["accountnumber"]: a["telephone1"] for a in h.dv.records("accounts")}
+    assert phones == {n: f"+1 555 {n[1:]}" for n in numbers}
+    reads = h.dv.stats()["GET read"]  # match index + change tracking (+ the twins not held whole)
+    assert reads == (2 if whole_records > 3 else 3), h.dv.stats()
