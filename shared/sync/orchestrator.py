@@ -8,6 +8,7 @@ enqueued by whoever flips it from Waiting to Pending, so it is enqueued once.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ from shared.sync.slices import SliceRunner
 log = logging.getLogger("sync.orchestrator")
 
 RETRY_DELAY_SECONDS = 15
+INLINE_SECONDS = 60  # an invocation goes on with its job's next slices for up to this long
+CONTINUED_INLINE = "continued inline"
 
 
 class RunConflict(Exception):
@@ -174,17 +177,40 @@ def _set_status(status: str, message: str | None = None):
 
 
 # --- the worker ------------------------------------------------------------------------------------
-def handle_message(ctx, body: dict[str, Any]) -> str:
-    """Process one queue message; returns what happened (for logs and tests)."""
+def handle_message(ctx, body: dict[str, Any], inline_seconds: float = INLINE_SECONDS) -> str:
+    """Process one queue message; returns what happened (for logs and tests).
+
+    While the invocation is younger than ``inline_seconds`` it goes on with its job's next slices
+    itself — a queue hop saved per slice. Each of them is still enqueued first, delayed by the slice
+    claim time, so the job resumes from the queue if this worker dies.
+    """
+    started = time.monotonic()
+    outcome, following = _handle_one(ctx, body, inline=inline_seconds > 0)
+    outcomes = [outcome]
+    while following is not None:
+        inline = time.monotonic() - started < inline_seconds
+        try:
+            outcome, following = _handle_one(ctx, following, inline=inline)
+        except Exception:
+            log.exception("slice %s of %s failed inline; retrying it from the queue", following["seq"],
+                          following["mapping"])  # fmt: skip
+            sync_queue.send(following)
+            outcome, following = "failed inline: re-enqueued", None
+        outcomes.append(outcome)
+    return "; ".join(outcomes)
+
+
+def _handle_one(ctx, body: dict[str, Any], inline: bool) -> tuple[str, dict[str, Any] | None]:
+    """One slice: what happened, and the job's next slice when it is to be done inline."""
     run_id, name, seq = body["run"], body["mapping"], body["seq"]
     run = ctx.runs.get(run_id)
     job = ctx.jobs.get(run_id, name)
     if run is None or job is None:
-        return "dropped: unknown run or job"
+        return "dropped: unknown run or job", None
     if run.status not in ACTIVE or job.status in TERMINAL:
-        return f"dropped: job is {job.status}"
+        return f"dropped: job is {job.status}", None
     if seq != job.seq:
-        return f"dropped: stale slice {seq} (job is at {job.seq})"
+        return f"dropped: stale slice {seq} (job is at {job.seq})", None
     jobs = {j.mapping: j for j in ctx.jobs.for_run(run_id)}
     deps = [jobs[d] for d in job.depends_on if d in jobs]
     failed = [d.mapping for d in deps if d.status in ("Failed", "Cancelled")]
@@ -193,34 +219,36 @@ def handle_message(ctx, body: dict[str, Any]) -> str:
             run_id, name, _set_status("Failed", f"dependency {', '.join(failed)} did not succeed")
         )
         _after_job(ctx, run_id)
-        return "failed: dependency"
+        return "failed: dependency", None
     if any(d.status != "Succeeded" for d in deps):
         ctx.jobs.update(
             run_id, name, lambda j: False if j.status != "Pending" else setattr(j, "status", "Waiting")
         )
         # A dependency may have finished between our read and the write: re-check, enqueue if so.
         _enqueue_ready(ctx, run_id)
-        return "waiting"
+        return "waiting", None
     mapping = ctx.mappings.by_name().get(name)
     if mapping is None:
         ctx.jobs.update(run_id, name, _set_status("Failed", "mapping no longer exists"))
         _after_job(ctx, run_id)
-        return "failed: mapping"
+        return "failed: mapping", None
     holder = uuid.uuid4().hex
     try:
         lease = ctx.states.acquire(name, run_id, holder, ctx.settings.slice_claim_seconds)
     except LeaseHeld as held:
         sync_queue.send(body, delay_seconds=RETRY_DELAY_SECONDS)
-        return f"deferred: {held}"
+        return f"deferred: {held}", None
     try:
-        return _run_slice(ctx, run, name, seq, mapping, lease)
+        return _run_slice(ctx, run, name, seq, mapping, lease, inline)
     except Exception:
         # Let the message be retried (poison after maxDequeueCount); free the slice for the retry.
         ctx.states.release(ctx.states.get(name), keep_for_run_seconds=ctx.settings.lease_seconds)
         raise
 
 
-def _run_slice(ctx, run: Run, name: str, seq: int, mapping: Mapping, lease) -> str:
+def _run_slice(
+    ctx, run: Run, name: str, seq: int, mapping: Mapping, lease, inline: bool
+) -> tuple[str, dict[str, Any] | None]:
     def claim(j: Job):
         if j.seq != seq or j.status in TERMINAL:
             return False
@@ -230,7 +258,7 @@ def _run_slice(ctx, run: Run, name: str, seq: int, mapping: Mapping, lease) -> s
     job = ctx.jobs.update(run.run_id, name, claim)
     if job is None or job.seq != seq or job.status != "Running":
         ctx.states.release(lease, keep_for_run_seconds=ctx.settings.lease_seconds)
-        return "dropped: slice already done"
+        return "dropped: slice already done", None
     if run.status == "Pending":
         ctx.runs.update(
             run.run_id, lambda r: False if r.status != "Pending" else setattr(r, "status", "Running")
@@ -258,14 +286,18 @@ def _run_slice(ctx, run: Run, name: str, seq: int, mapping: Mapping, lease) -> s
     try:
         ctx.jobs.update(run.run_id, name, commit)
     except ResourceModifiedError:
-        return "dropped: slice committed by another worker"
+        return "dropped: slice committed by another worker", None
     if result.done:
         ctx.states.release(lease)
         _after_job(ctx, run.run_id)
-        return "job done"
+        return "job done", None
     ctx.states.release(lease, keep_for_run_seconds=ctx.settings.lease_seconds)
-    sync_queue.send(sync_queue.message(run.run_id, name, seq + 1, result.cursor.get("pass")))
-    return "continued"
+    following = sync_queue.message(run.run_id, name, seq + 1, result.cursor.get("pass"))
+    if inline:
+        sync_queue.send(following, delay_seconds=ctx.settings.slice_claim_seconds)
+        return CONTINUED_INLINE, following
+    sync_queue.send(following)
+    return "continued", None
 
 
 def fail_poisoned(ctx, body: dict[str, Any], reason: str) -> None:

@@ -352,3 +352,35 @@ def test_matched_twins_get_the_source_values_whether_the_index_holds_them_whole_
     assert phones == {n: f"+1 555 {n[1:]}" for n in numbers}
     reads = h.dv.stats()["GET read"]  # match index + change tracking (+ the twins not held whole)
     assert reads == (2 if whole_records > 3 else 3), h.dv.stats()
+
+
+def test_a_job_goes_on_inline_and_a_slice_failing_inline_is_retried_from_the_queue(harness, monkeypatch):
+    import dataclasses
+
+    from shared.store import clients, sync_queue
+    from shared.store.tables import SYNC_QUEUE
+    from shared.sync import orchestrator
+    from shared.sync.slices import SliceRunner
+
+    h = harness
+    monkeypatch.setattr(h.ctx, "settings", dataclasses.replace(h.ctx.settings, slice_max_records=2))
+    h.bc.seed({"customers": [customer(f"C98{i}", f"Inline {i}") for i in range(5)]})
+    run = orchestrator.start_run(h.ctx, orchestrator.StartRequest("full", "api", ["CUSTOMER"], "keep"))
+    queue = clients.queue(SYNC_QUEUE)
+    [first] = [m for m in queue.receive_messages(visibility_timeout=30) if run.run_id in m.content]
+    real, calls = SliceRunner.run_slice, []
+
+    def third_slice_dies(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("worker lost its connection mid-slice")
+        return real(self)
+
+    monkeypatch.setattr(SliceRunner, "run_slice", third_slice_dies)
+    outcome = orchestrator.handle_message(h.ctx, sync_queue.parse(first.content))
+    queue.delete_message(first)
+    assert outcome == "continued inline; continued inline; failed inline: re-enqueued", outcome
+    h.drain(run.run_id)  # the re-enqueued slice, then the rest inline
+    assert h.ctx.runs.get(run.run_id).status == "Succeeded"
+    inline = [a for a in h.dv.records("accounts") if a["name"].startswith("Inline ")]
+    assert sorted(a["name"] for a in inline) == [f"Inline {i}" for i in range(5)]  # once each
