@@ -29,6 +29,7 @@ from shared.connectors.dataverse import DataverseClient
 from shared.settings import Settings
 
 RESULTS = Path(__file__).parent / "results"
+DEFAULT_RECORDS = 2000
 MAX = {"dv_page": 5000, "dv_bulk": 1000, "bc_page": 20000, "bc_batch": 100}
 
 
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--records",
         type=int,
-        default=2000,
+        default=DEFAULT_RECORDS,
         help="BC customers (twice as many contacts, half as many items, …)",
     )
     parser.add_argument("--scale", choices=["10k", "100k"], default=None, help="shortcut for --records")
@@ -368,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         result["scale_out_4_workers"] = round(one["seconds"] / result["full_sync"]["4"]["seconds"], 2)
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d")
+    if records != DEFAULT_RECORDS:  # keep the default-scale result of the day next to other scales
+        stamp += f"-{records}"
     (RESULTS / f"{stamp}.json").write_text(json.dumps(result, indent=2))
     table = markdown(result)
     (RESULTS / f"{stamp}.md").write_text(table)
