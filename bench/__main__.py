@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  modified sync of 100 changes at {small}: {requests_mod} requests, {seconds_mod:.1f} s")
     finally:
         stack.stop()
-    best = result["full_sync"][str(worker_counts[-1])]
+    best = min(result["full_sync"].values(), key=lambda e: e["seconds"])  # the fastest worker count
     one = result["full_sync"].get("1")
     result["engine_to_baseline"] = round(best["seconds"] / result["baseline_seconds"], 2)
     floor = result["baseline_seconds"] + result["storage_floor"]["seconds"]
@@ -395,9 +395,9 @@ def markdown(r: dict) -> str:
             "storage floor (coupling rows in full batches)",
             f"{r['storage_floor']['seconds']} s for {r['storage_floor']['coupling_rows']} rows",
         ),
-        ("engine / baseline", r["engine_to_baseline"]),
+        ("engine / baseline (fastest full sync)", r["engine_to_baseline"]),
         ("engine / (baseline + storage floor)", r["engine_to_baseline_plus_storage"]),
-        ("requests / bulk-optimal", r["requests_to_optimal"]),
+        ("requests / bulk-optimal (fastest full sync)", r["requests_to_optimal"]),
         (
             f"modified sync, 100 changes, {r['modified_small']['records']} customers",
             f"{r['modified_small']['requests']} requests, {r['modified_small']['seconds']} s",
