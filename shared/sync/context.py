@@ -64,6 +64,11 @@ class SyncContext:
                 self._matchers[key] = MatchIndex(self, mapping, sync_pass)
             return self._matchers[key]
 
+    def drop_matcher(self, mapping_name: str, sync_pass: str, run_id: str) -> None:
+        """A pass is done: its destination index (up to tens of MB) is not needed any more."""
+        with self._matchers_lock:
+            self._matchers.pop((self.tables.prefix, run_id, mapping_name, sync_pass), None)
+
     def new_slice(self) -> None:
         """Lookup indexes may be reloaded once per slice (a related record may have just been coupled)."""
         self.__dict__.pop("lookups", None)

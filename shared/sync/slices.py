@@ -85,6 +85,7 @@ class SliceRunner:
         result.counts, result.errors = page.result.counts, page.result.errors
         if cursor["phase"] == "main" and cursor.get("pass_done"):
             self._finish_pass(sync_pass, cursor)
+            self.ctx.drop_matcher(self.m.name, sync_pass, self.run.run_id)
             passes = self.m.passes()
             i = passes.index(sync_pass)
             if i + 1 < len(passes):
