@@ -341,30 +341,36 @@ def _finish_run(ctx, run_id: str) -> None:
     jobs = ctx.jobs.for_run(run_id)
     if not all(j.status in TERMINAL for j in jobs):
         return
-    statuses = {j.status for j in jobs}
-
-    def mutate(run: Run):
-        if run.status not in ACTIVE:
-            return False
-        run.finished_at = iso(now())
-        if "Cancelled" in statuses and run.status != "Failed":
-            run.status = "Cancelled"
-        elif "Failed" in statuses:
-            run.status = "Failed"
-        elif (
-            run.kind in ("full", "mapping")
-            and not run.dry_run
-            and run.after_full_sync == "ask"
-            and _was_full(jobs)
-        ):
-            run.status = "AwaitingDecision"
-        else:
-            run.status = "Succeeded"
-
-    run = ctx.runs.update(run_id, mutate)
-    finished = run is not None and run.status in ("Succeeded", "Failed", "Cancelled")
-    if finished and not run.dry_run and _was_full(jobs):
+    run = ctx.runs.get(run_id)
+    if run is None or run.status not in ACTIVE:
+        return
+    status = _final_status(run, jobs)
+    if status != "AwaitingDecision" and not run.dry_run and _was_full(jobs):
+        # Before the run shows as finished, so whoever sees it finished sees the flag settled.
         _apply_decision(ctx, run, keep_cleared=run.after_full_sync == "keep")
+
+    def mutate(r: Run):
+        if r.status not in ACTIVE:
+            return False
+        r.status, r.finished_at = status, iso(now())
+
+    ctx.runs.update(run_id, mutate)
+
+
+def _final_status(run: Run, jobs: list[Job]) -> str:
+    statuses = {j.status for j in jobs}
+    if "Cancelled" in statuses:  # a cancel request wins over jobs that failed before it
+        return "Cancelled"
+    if "Failed" in statuses:
+        return "Failed"
+    if (
+        run.kind in ("full", "mapping")
+        and not run.dry_run
+        and run.after_full_sync == "ask"
+        and _was_full(jobs)
+    ):
+        return "AwaitingDecision"
+    return "Succeeded"
 
 
 def _was_full(jobs: list[Job]) -> bool:
