@@ -71,5 +71,10 @@ def _parts(request: Any) -> int:
 
 def table_request_hook(pipeline_request: Any) -> None:
     """azure-core ``raw_request_hook`` (runs per attempt): a $batch counts once per entity it holds."""
+    table_batch(_parts(pipeline_request.http_request))
+
+
+def table_batch(entity_ops: int) -> None:
+    """One Table Storage request (attempt) carrying ``entity_ops`` entity operations."""
     add("table_requests")
-    add("table_entity_ops", _parts(pipeline_request.http_request))
+    add("table_entity_ops", entity_ops)

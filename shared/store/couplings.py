@@ -1,28 +1,71 @@
-"""The Couplings table: two rows per coupling (``bc_<id>`` and ``crm_<id>``) in the mapping's partition.
+"""The Couplings table: which BC record is coupled to which CRM record, per mapping.
 
-Both rows carry the whole coupling and are written in one transaction, so a coupling exists on both
-sides or on neither; rows are inserted with ``create`` so a record can be coupled at most once per
-mapping (the store, not the caller, guarantees one-to-one). Pending-create journal rows
-(``pend_<random>``, one per batch of CRM ids) journal BC creates so a retried slice never makes a twin.
+A mapping's couplings are spread over ``SHARDS`` partitions by a hash of the BC id — one partition
+per mapping would cap it at one partition's throughput in Azure (~2,000 entities/s) and makes Azurite
+scan the whole partition on every insert (quadratic). Each coupling is two rows of the same
+partition, ``bc_<bc id>`` and ``crm_<crm id>``, both holding the whole coupling and always written in
+one transaction, so every read — by either id — sees a consistent coupling.
+
+One-to-one is enforced by the store, with insert-only rows: the ``bc_`` row is unique because a BC id
+always hashes to the same partition; the CRM side is unique through a **claim** row per CRM id
+(``RowKey`` = the CRM id) in the claim partition of that id, inserted before the pair. A claim left
+without its pair by a crash is recognised (its pair does not exist) and taken over once it is older
+than ``CLAIM_STALE_SECONDS``, or at once by the same pair (a redone slice).
+
+Other rows: pending-create journal rows (one per batch of CRM ids about to be created in BC, so a
+retried slice never makes a twin) and failure rows of uncoupled records, each in a partition of its
+own per mapping. Nobody else builds these keys.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient
 
 from shared import usage
-from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks
+from shared.store import batch
+from shared.store.batch import TransactionFailed
+from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks, iso, now, parse_iso
 
-BC, CRM, PENDING, FAIL = "bc_", "crm_", "pend_", "fail_"
+BC, CRM = "bc_", "crm_"
+SHARDS = 32  # partitions per mapping (changing it orphans stored couplings)
+CLAIM_STALE_SECONDS = 3600  # a claim without its pair this old was left by a crash
 PENDING_IDS = 800  # ids per journal row: 800 GUIDs fit the 32K-character limit of a string property
-_READ_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="coupling-read")
+_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="couplings")
+_WRITERS = 4  # concurrent transactions (different partitions) of one bulk write
+
+
+def _shard(record_id: str) -> int:
+    return zlib.crc32(record_id.encode()) % SHARDS
+
+
+def pair_partition(mapping: str, bc_id: str) -> str:
+    return f"{mapping}|p{_shard(bc_id):02d}"
+
+
+def claim_partition(mapping: str, crm_id: str) -> str:
+    return f"{mapping}|c{_shard(crm_id):02d}"
+
+
+def _pairs_range(mapping: str) -> dict[str, str]:
+    return {"plo": f"{mapping}|p00", "phi": f"{mapping}|p{SHARDS - 1:02d}"}
+
+
+def _journal_partition(mapping: str) -> str:
+    return f"{mapping}|journal"
+
+
+def _failures_partition(mapping: str) -> str:
+    return f"{mapping}|failures"
 
 
 @dataclass
@@ -42,6 +85,9 @@ class Coupling:
     last_job: str | None = None
     last_synced_at: str | None = None
 
+    def __post_init__(self) -> None:
+        self.bc_id, self.crm_id = self.bc_id.lower(), self.crm_id.lower()  # keys and shards use lower case
+
     def api(self) -> dict[str, Any]:
         """The coupling as the HTTP API shows it."""
         keys = (
@@ -56,25 +102,33 @@ class Coupling:
         )
         return {k: getattr(self, k) for k in keys}
 
+    @property
+    def partition(self) -> str:
+        return pair_partition(self.mapping, self.bc_id)
+
     def _entity(self, row_key: str) -> dict[str, Any]:
         data = asdict(self)
         data["bc_hashes"] = json.dumps(self.bc_hashes, separators=(",", ":"))
         data["crm_hashes"] = json.dumps(self.crm_hashes, separators=(",", ":"))
         data.pop("mapping")
-        return {
-            "PartitionKey": self.mapping,
-            "RowKey": row_key,
-            **{k: v for k, v in data.items() if v is not None},
-        }
+        return {"PartitionKey": self.partition, "RowKey": row_key, **data}
 
     def rows(self) -> list[dict[str, Any]]:
         return [self._entity(BC + self.bc_id), self._entity(CRM + self.crm_id)]
+
+    def claim(self) -> dict[str, Any]:
+        return {
+            "PartitionKey": claim_partition(self.mapping, self.crm_id),
+            "RowKey": self.crm_id,
+            "bc_id": self.bc_id,
+            "claimed_at": iso(now()),
+        }
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> Coupling:
         names = cls.__dataclass_fields__
         data = {k: v for k, v in entity.items() if k in names}
-        data["mapping"] = entity["PartitionKey"]
+        data["mapping"] = entity["PartitionKey"].rpartition("|")[0]
         data["bc_hashes"] = json.loads(entity.get("bc_hashes") or "{}")
         data["crm_hashes"] = json.loads(entity.get("crm_hashes") or "{}")
         return cls(**data)
@@ -84,34 +138,56 @@ class CouplingStore:
     def __init__(self, tables: Tables):
         self.table: TableClient = tables.client(COUPLINGS)
 
-    # --- reads -------------------------------------------------------------------------------
-    def get(self, mapping: str, *, bc_id: str | None = None, crm_id: str | None = None) -> Coupling | None:
-        row = BC + bc_id.lower() if bc_id else CRM + (crm_id or "").lower()
+    def _fan_out(self, fn, items: list, workers: int = 16) -> list:
+        """``fn`` over ``items`` on the pool (counted for the caller's meter), results in order."""
+        if len(items) <= 1:
+            return [fn(i) for i in items]
+        task = usage.carry(fn)
+        if workers >= len(items):
+            return [f.result() for f in [_POOL.submit(task, i) for i in items]]
+        results: list = []
+        for group in chunks(items, workers):
+            results += [f.result() for f in [_POOL.submit(task, i) for i in group]]
+        return results
+
+    def _row(self, partition: str, row_key: str) -> dict[str, Any] | None:
         try:
-            return Coupling.from_entity(self.table.get_entity(mapping, row))
+            return self.table.get_entity(partition, row_key)
         except ResourceNotFoundError:
             return None
+
+    # --- reads -------------------------------------------------------------------------------
+    def get(self, mapping: str, *, bc_id: str | None = None, crm_id: str | None = None) -> Coupling | None:
+        if bc_id:
+            bc_id = bc_id.lower()
+            row = self._row(pair_partition(mapping, bc_id), BC + bc_id)
+        else:
+            crm_id = (crm_id or "").lower()
+            # The claim names the BC id, so the pair's partition; the pair itself is the truth.
+            claim = self._row(claim_partition(mapping, crm_id), crm_id)
+            row = claim and self._row(pair_partition(mapping, claim["bc_id"]), CRM + crm_id)
+        return Coupling.from_entity(row) if row else None
 
     def _get_many(self, mapping: str, prefix: str, ids: list[str]) -> dict[str, Coupling]:
         ids = sorted({i.lower() for i in ids})
         if not ids:
             return {}
-        if len(ids) > 40:
-            # One range query over the page's span, filtered to the ids asked for: pages of GUIDs are
-            # scattered in RowKey order, so the span can be wide; only use it for big pages.
-            query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
-            params = {"pk": mapping, "lo": prefix + ids[0], "hi": prefix + ids[-1]}
-            wanted = set(ids)
-            found = {}
-            for e in self.table.query_entities(query, parameters=params):
-                key = e["RowKey"][len(prefix) :]
-                if key in wanted:
-                    found[key] = Coupling.from_entity(e)
-            return found
-        futures = {
-            i: _READ_POOL.submit(usage.carry(self.get), mapping, **{prefix[:-1] + "_id": i}) for i in ids
-        }
-        return {i: c for i, f in futures.items() if (c := f.result()) is not None}
+        if len(ids) <= 40:
+            side = prefix[:-1] + "_id"
+            found = self._fan_out(lambda i: self.get(mapping, **{side: i}), ids)
+            return {i: c for i, c in zip(ids, found, strict=True) if c is not None}
+        # One range query over the page's span in every pair partition of the mapping, filtered to the
+        # ids asked for: pages are read in id order, so the span is narrow where the source orders ids as
+        # strings (it is wide where it orders them as SQL Server GUIDs).
+        query = "PartitionKey ge @plo and PartitionKey le @phi and RowKey ge @lo and RowKey le @hi"
+        params = {**_pairs_range(mapping), "lo": prefix + ids[0], "hi": prefix + ids[-1]}
+        wanted = set(ids)
+        found = {}
+        for e in self.table.query_entities(query, parameters=params):
+            key = e["RowKey"][len(prefix) :]
+            if key in wanted:
+                found[key] = Coupling.from_entity(e)
+        return found
 
     def by_bc(self, mapping: str, bc_ids: list[str]) -> dict[str, Coupling]:
         return self._get_many(mapping, BC, bc_ids)
@@ -119,90 +195,187 @@ class CouplingStore:
     def by_crm(self, mapping: str, crm_ids: list[str]) -> dict[str, Coupling]:
         return self._get_many(mapping, CRM, crm_ids)
 
+    def _query(self, mapping: str, where: str | None) -> tuple[str, dict[str, str]]:
+        query = "PartitionKey ge @plo and PartitionKey le @phi and RowKey ge 'bc_' and RowKey lt 'bc`'"
+        return (query + f" and ({where})" if where else query), _pairs_range(mapping)
+
     def list(
         self, mapping: str, *, where: str | None = None, page_size: int = 100, continuation: str | None = None
     ) -> tuple[list[Coupling], str | None]:
         """A page of couplings (one row per coupling: the ``bc_`` rows) and a continuation token."""
-        query = "PartitionKey eq @pk and RowKey ge 'bc_' and RowKey lt 'bc`'"
-        if where:
-            query += f" and ({where})"
-        pages = self.table.query_entities(
-            query, parameters={"pk": mapping}, results_per_page=page_size
-        ).by_page(continuation_token=json.loads(continuation) if continuation else None)
+        query, params = self._query(mapping, where)
+        pages = self.table.query_entities(query, parameters=params, results_per_page=page_size).by_page(
+            continuation_token=json.loads(continuation) if continuation else None
+        )
         page = next(pages, [])
         items = [Coupling.from_entity(e) for e in page]
         token = pages.continuation_token
         return items, json.dumps(token) if token else None
 
     def iter_all(self, mapping: str, where: str | None = None):
-        query = "PartitionKey eq @pk and RowKey ge 'bc_' and RowKey lt 'bc`'"
-        if where:
-            query += f" and ({where})"
-        for e in self.table.query_entities(query, parameters={"pk": mapping}):
+        query, params = self._query(mapping, where)
+        for e in self.table.query_entities(query, parameters=params):
             yield Coupling.from_entity(e)
 
     # --- writes ------------------------------------------------------------------------------
+    def _transactions(self, groups: list[list[tuple]]) -> list[TransactionFailed | None]:
+        """Run each group of operations (one partition each) as a transaction, a few at a time."""
+
+        def run(ops: list[tuple]) -> TransactionFailed | None:
+            try:
+                batch.submit(self.table, ops)
+                return None
+            except TransactionFailed as exc:
+                return exc
+
+        return self._fan_out(run, groups, workers=_WRITERS)
+
     def create(self, coupling: Coupling) -> bool:
-        """Insert both rows atomically. False when either record is already coupled in this mapping."""
-        try:
-            self.table.submit_transaction([("create", row) for row in coupling.rows()])
-            return True
-        except TableTransactionError:
-            return False
+        """Couple two records. False when either is already coupled in this mapping (nothing written)."""
+        return self.create_many([coupling])[0]
 
     def create_many(self, couplings: list[Coupling]) -> list[bool]:
-        """Insert many couplings (50 per transaction); a failed batch is retried one by one."""
+        """Couple many pairs: claims first (bulk, per claim partition), then the pairs (bulk, per pair
+        partition); a transaction that fails is redone one coupling at a time to find the conflict."""
+        claimed = self._bulk(
+            couplings,
+            key=lambda c: claim_partition(c.mapping, c.crm_id),
+            ops=lambda c: [("create", c.claim())],
+            one=self._claim_one,
+        )
+        ok = [c for c, done in zip(couplings, claimed, strict=True) if done]
+        paired = dict(
+            zip(
+                map(id, ok),
+                self._bulk(
+                    ok,
+                    key=lambda c: c.partition,
+                    ops=lambda c: [("create", r) for r in c.rows()],
+                    one=self._pair_one,
+                ),
+                strict=True,
+            )
+        )
+        return [paired.get(id(c), False) for c in couplings]
 
-        def submit(group: list[Coupling]) -> list[bool]:
-            if len({c.mapping for c in group}) == 1:
-                try:
-                    self.table.submit_transaction([("create", r) for c in group for r in c.rows()])
-                    return [True] * len(group)
-                except TableTransactionError:
-                    pass
-            return [self.create(c) for c in group]
+    def _bulk(self, items: list[Coupling], key, ops, one) -> list[bool]:
+        per_item = len(ops(items[0])) if items else 1
+        groups: dict[str, list[int]] = {}
+        for i, c in enumerate(items):
+            groups.setdefault(key(c), []).append(i)
+        batches = [g for idx in groups.values() for g in chunks(idx, TRANSACTION_LIMIT // per_item)]
+        failures = self._transactions([[op for i in g for op in ops(items[i])] for g in batches])
+        done = [True] * len(items)
+        retry = [i for g, failed in zip(batches, failures, strict=True) if failed for i in g]
+        for i, result in zip(
+            retry, self._fan_out(lambda i: one(items[i]), retry, workers=_WRITERS), strict=True
+        ):
+            done[i] = result
+        return done
 
-        # One transaction after the other: Azurite resets connections under concurrent batch requests.
-        return [ok for group in chunks(couplings, TRANSACTION_LIMIT // 2) for ok in submit(group)]
+    def _claim_one(self, c: Coupling) -> bool:
+        """Claim ``c.crm_id`` for ``c.bc_id``: True if claimed (now or by an earlier attempt of this pair)."""
+        entity = c.claim()
+        for _ in range(2):  # twice: the claim may be released between our insert and our read
+            try:
+                batch.submit(self.table, [("create", entity)])
+                return True
+            except TransactionFailed as exc:
+                if exc.status != 409:
+                    raise
+            held = self._row(entity["PartitionKey"], entity["RowKey"])
+            if held is not None:
+                break
+        else:
+            return False
+        if held["bc_id"] == c.bc_id:
+            return True
+        if self._row(pair_partition(c.mapping, held["bc_id"]), CRM + c.crm_id) is not None:
+            return False  # coupled to another BC record
+        claimed_at = parse_iso(held.get("claimed_at"))
+        if claimed_at and now() - claimed_at < timedelta(seconds=CLAIM_STALE_SECONDS):
+            return False  # another coupling of this record may be on its way
+        try:
+            batch.submit(self.table, [("update", entity, held.metadata["etag"])])
+            return True
+        except TransactionFailed:
+            return False  # someone else took it over first
+
+    def _pair_one(self, c: Coupling) -> bool:
+        try:
+            batch.submit(self.table, [("create", r) for r in c.rows()])
+            return True
+        except TransactionFailed as exc:
+            if exc.status != 409:
+                raise
+        held = self._row(c.partition, BC + c.bc_id)
+        if held is not None and held.get("crm_id") == c.crm_id:
+            return True  # an earlier attempt of this very pair got through
+        self._release_claim(c)
+        return False
+
+    def _release_claim(self, c: Coupling) -> None:
+        entity = c.claim()
+        held = self._row(entity["PartitionKey"], entity["RowKey"])
+        if held is not None and held["bc_id"] == c.bc_id:
+            with contextlib.suppress(TransactionFailed):  # changed meanwhile: no longer ours
+                batch.submit(self.table, [("delete", entity, held.metadata["etag"])])
 
     def save_many(self, couplings: list[Coupling]) -> None:
-        """Update existing couplings (both rows per coupling, 50 couplings per transaction)."""
-        by_mapping: dict[str, list[Coupling]] = {}
+        """Update existing couplings (both rows of each, in transactions per pair partition)."""
+        groups: dict[str, list[Coupling]] = {}
         for c in couplings:
-            by_mapping.setdefault(c.mapping, []).append(c)
-        groups = [g for group_all in by_mapping.values() for g in chunks(group_all, TRANSACTION_LIMIT // 2)]
-
-        def submit(group: list[Coupling]) -> None:
-            self.table.submit_transaction(
-                [("upsert", r, {"mode": UpdateMode.REPLACE}) for c in group for r in c.rows()]
-            )
-
-        for group in groups:
-            submit(group)
+            groups.setdefault(c.partition, []).append(c)
+        batches = [
+            [("replace", r) for c in g for r in c.rows()]
+            for group in groups.values()
+            for g in chunks(group, TRANSACTION_LIMIT // 2)
+        ]
+        failed = next((f for f in self._transactions(batches) if f is not None), None)
+        if failed is not None:
+            raise failed
 
     def delete(self, coupling: Coupling) -> None:
-        self.table.submit_transaction(
-            [("delete", {"PartitionKey": coupling.mapping, "RowKey": r["RowKey"]}) for r in coupling.rows()]
-        )
+        """Remove the pair (one transaction), then its claim: the records stay and may be coupled again."""
+        try:
+            batch.submit(self.table, [("delete", r) for r in coupling.rows()])
+        except TransactionFailed as exc:
+            if exc.status != 404:
+                raise
+        self._release_claim(coupling)
 
     def delete_mapping(self, mapping: str) -> int:
-        keys = [
-            e["RowKey"] for e in self.table.query_entities("PartitionKey eq @pk", parameters={"pk": mapping})
-        ]
-        for group in chunks(keys, TRANSACTION_LIMIT):
-            self.table.submit_transaction([("delete", {"PartitionKey": mapping, "RowKey": k}) for k in group])
-        return len([k for k in keys if k.startswith(BC)])
+        query = "PartitionKey ge @lo and PartitionKey lt @hi"
+        rows: dict[str, list[str]] = {}
+        for e in self.table.query_entities(
+            query, parameters={"lo": f"{mapping}|", "hi": f"{mapping}}}"}, select=["PartitionKey", "RowKey"]
+        ):
+            rows.setdefault(e["PartitionKey"], []).append(e["RowKey"])
+        self._transactions(
+            [
+                [("delete", {"PartitionKey": pk, "RowKey": k}) for k in group]
+                for pk, keys in rows.items()
+                for group in chunks(keys, TRANSACTION_LIMIT)
+            ]
+        )
+        pairs = [pk for pk in rows if pk.rpartition("|")[2].startswith("p")]
+        return sum(1 for pk in pairs for k in rows[pk] if k.startswith(BC))
 
     # --- pending-create journal (BC creates) ---------------------------------------------------
-    # One row per batch of up to PENDING_IDS ids (not per record): Table Storage charges — and Azurite
-    # scans its partition — per entity, and the journal is only read back after a crash.
+    # One row per batch of up to PENDING_IDS ids (not per record): Table Storage charges per entity, and
+    # the journal is only read back after a crash.
     def mark_pending(self, mapping: str, crm_ids: list[str], job: str) -> list[str]:
         """Journal CRM ids about to be created in BC; returns the journal's row keys for clear_pending."""
         keys = []
         for group in chunks(sorted({i.lower() for i in crm_ids}), PENDING_IDS):
-            key = f"{PENDING}{uuid.uuid4().hex}"
+            key = uuid.uuid4().hex
             self.table.create_entity(
-                {"PartitionKey": mapping, "RowKey": key, "job": job, "ids": ",".join(group)}
+                {
+                    "PartitionKey": _journal_partition(mapping),
+                    "RowKey": key,
+                    "job": job,
+                    "ids": ",".join(group),
+                }
             )
             keys.append(key)
         return keys
@@ -213,28 +386,26 @@ class CouplingStore:
         wanted = {i.lower() for i in crm_ids}
         if not wanted:
             return {}
-        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
-        params = {"pk": mapping, "lo": PENDING, "hi": PENDING[:-1] + "`"}
-        rows = self.table.query_entities(query, parameters=params, select=["RowKey", "ids"])
+        rows = self.table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": _journal_partition(mapping)}, select=["RowKey", "ids"]
+        )
         found = {e["RowKey"]: wanted & set((e.get("ids") or "").split(",")) for e in rows}
         return {k: ids for k, ids in found.items() if ids}
 
     def clear_pending(self, mapping: str, keys: list[str]) -> None:
+        pk = _journal_partition(mapping)
         for group in chunks(keys, TRANSACTION_LIMIT):
-            self.table.submit_transaction([("delete", {"PartitionKey": mapping, "RowKey": k}) for k in group])
+            batch.submit(self.table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in group])
 
     # --- failures of uncoupled records (a create that failed has no coupling to remember it) ------
-    def _fail_key(self, side: str, record_id: str) -> str:
-        return f"{FAIL}{side}_{record_id.lower()}"
-
     def failures(self, mapping: str, side: str, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Failure rows of uncoupled records: id -> {"message", "failures", "skipped"}."""
         ids = sorted({i.lower() for i in ids})
         if not ids:
             return {}
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
-        params = {"pk": mapping, "lo": self._fail_key(side, ids[0]), "hi": self._fail_key(side, ids[-1])}
-        wanted, prefix = set(ids), len(self._fail_key(side, ""))
+        params = {"pk": _failures_partition(mapping), "lo": f"{side}_{ids[0]}", "hi": f"{side}_{ids[-1]}"}
+        wanted, prefix = set(ids), len(side) + 1
         return {
             e["RowKey"][prefix:]: {
                 "message": e.get("message"),
@@ -246,25 +417,24 @@ class CouplingStore:
         }
 
     def save_failures(self, mapping: str, side: str, rows: dict[str, dict[str, Any]]) -> None:
-        items = sorted(rows.items())
-        for group in chunks(items, TRANSACTION_LIMIT):
-            ops = [
-                ("upsert", {"PartitionKey": mapping, "RowKey": self._fail_key(side, i), **row})
-                for i, row in group
-            ]
-            self.table.submit_transaction(ops)
+        pk = _failures_partition(mapping)
+        for group in chunks(sorted(rows.items()), TRANSACTION_LIMIT):
+            batch.submit(
+                self.table,
+                [("replace", {"PartitionKey": pk, "RowKey": f"{side}_{i}", **row}) for i, row in group],
+            )
 
     def clear_failures(self, mapping: str, side: str, ids: list[str]) -> None:
+        pk = _failures_partition(mapping)
         for group in chunks(sorted({i.lower() for i in ids}), TRANSACTION_LIMIT):
-            ops = [("delete", {"PartitionKey": mapping, "RowKey": self._fail_key(side, i)}) for i in group]
-            self.table.submit_transaction(ops)
+            batch.submit(
+                self.table, [("delete", {"PartitionKey": pk, "RowKey": f"{side}_{i}"}) for i in group]
+            )
 
     def failed_uncoupled(self, mapping: str, side: str, include_skipped: bool = False) -> list[str]:
-        lo, hi = self._fail_key(side, ""), self._fail_key(side, "~")
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         if not include_skipped:
             query += " and skipped eq false"
-        rows = self.table.query_entities(
-            query, parameters={"pk": mapping, "lo": lo, "hi": hi}, select=["RowKey"]
-        )
-        return [e["RowKey"][len(lo) :] for e in rows]
+        params = {"pk": _failures_partition(mapping), "lo": f"{side}_", "hi": f"{side}`"}
+        rows = self.table.query_entities(query, parameters=params, select=["RowKey"])
+        return [e["RowKey"][len(side) + 1 :] for e in rows]

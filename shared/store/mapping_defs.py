@@ -8,6 +8,7 @@ import json
 from azure.core.exceptions import ResourceExistsError
 
 from shared.mappings import Mapping, default_mappings, validate_mappings
+from shared.store import batch
 from shared.store.tables import MAPPINGS, Tables
 
 PK = "mapping"
@@ -20,7 +21,7 @@ class MappingStore:
     def _write(self, mappings: list[Mapping]) -> None:
         ops = [
             (
-                "upsert",
+                "merge",
                 {"PartitionKey": PK, "RowKey": m.name, "position": i, "definition": m.model_dump_json()},
             )
             for i, m in enumerate(mappings)
@@ -31,7 +32,7 @@ class MappingStore:
         ops += [
             ("delete", {"PartitionKey": PK, "RowKey": name}) for name in stale - {m.name for m in mappings}
         ]
-        self.table.submit_transaction(ops)
+        batch.submit(self.table, ops)
 
     def all(self) -> list[Mapping]:
         """All mappings in dependency order (seeding the defaults when the table is empty)."""

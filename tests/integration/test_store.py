@@ -1,11 +1,14 @@
 """The Table Storage shapes against real Azurite: one-to-one couplings, ETag-guarded state, jobs, runs."""
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from azure.core.exceptions import ResourceModifiedError
 
-from shared.store.couplings import Coupling, CouplingStore
+from shared.store import batch
+from shared.store.couplings import CLAIM_STALE_SECONDS, SHARDS, Coupling, CouplingStore
 from shared.store.errors import ErrorStore, SyncError, parse_error_id
 from shared.store.jobs import Job, JobStore
 from shared.store.mapping_defs import MappingStore
@@ -37,6 +40,95 @@ def test_coupling_is_one_to_one(tables):
     assert store.get("CUSTOMER", crm_id=crm).bc_id == bc
     # Another mapping is another partition: the same records may be coupled there.
     assert store.create(Coupling("CONTACT", bc, crm))
+
+
+def test_one_to_one_holds_under_concurrent_creators(tables):
+    store = CouplingStore(tables)
+    crm, bc = gid(), gid()
+    with ThreadPoolExecutor(8) as pool:
+        same_crm = list(pool.map(lambda _: store.create(Coupling("CONTACT", gid(), crm)), range(8)))
+        same_bc = list(pool.map(lambda _: store.create(Coupling("CONTACT", bc, gid())), range(8)))
+    assert same_crm.count(True) == 1 and same_bc.count(True) == 1
+    winner = store.get("CONTACT", crm_id=crm)
+    assert store.by_crm("CONTACT", [crm])[crm].bc_id == winner.bc_id
+    assert len(list(store.iter_all("CONTACT"))) == 2  # the losers left no rows behind
+
+
+def test_a_claim_left_by_a_crash_is_reused_by_its_pair_and_taken_over_when_stale(tables):
+    store = CouplingStore(tables)
+    crashed = Coupling("CUSTOMER", gid(), gid())
+    batch.submit(store.table, [("create", crashed.claim())])  # the crash: claim written, pair not
+    assert store.get("CUSTOMER", crm_id=crashed.crm_id) is None  # a claim alone couples nothing
+    # Another BC record may not take a fresh claim (its coupling may be on its way) ...
+    assert not store.create(Coupling("CUSTOMER", gid(), crashed.crm_id))
+    # ... but the redone slice of the same pair goes on with it.
+    assert store.create(Coupling("CUSTOMER", crashed.bc_id, crashed.crm_id))
+    assert store.get("CUSTOMER", crm_id=crashed.crm_id).bc_id == crashed.bc_id
+    # An uncoupling that died between removing the pair and its claim: the claim is old, so it is stale.
+    old = Coupling("CUSTOMER", gid(), gid())
+    claim = old.claim() | {"claimed_at": "2020-01-01T00:00:00Z"}
+    batch.submit(store.table, [("create", claim)])
+    other = gid()
+    assert store.create(Coupling("CUSTOMER", other, old.crm_id))
+    assert store.get("CUSTOMER", crm_id=old.crm_id).bc_id == other
+    assert timedelta(seconds=CLAIM_STALE_SECONDS) >= timedelta(minutes=30)
+
+
+def test_a_redone_create_of_the_same_pair_is_idempotent(tables):
+    store = CouplingStore(tables)
+    c = Coupling("ITEM-PRODUCT", gid(), gid(), bc_ref="1000")
+    assert store.create(c)
+    assert store.create_many([Coupling("ITEM-PRODUCT", c.bc_id, c.crm_id)]) == [True]
+    assert not store.create(Coupling("ITEM-PRODUCT", c.bc_id, gid()))  # the BC record is taken
+    assert store.get("ITEM-PRODUCT", bc_id=c.bc_id).bc_ref == "1000"
+
+
+def test_couplings_spread_over_partitions_and_list_pages_through_all(tables):
+    store = CouplingStore(tables)
+    couplings = [Coupling("CONTACT", gid(), gid()) for _ in range(250)]
+    assert all(store.create_many(couplings))
+    assert len({c.partition for c in couplings}) > SHARDS // 2
+    seen, token = [], None
+    while True:
+        page, token = store.list("CONTACT", page_size=60, continuation=token)
+        seen += [c.bc_id for c in page]
+        if not token:
+            break
+    assert sorted(seen) == sorted(c.bc_id for c in couplings)
+    assert set(store.by_crm("CONTACT", [c.crm_id for c in couplings])) == {c.crm_id for c in couplings}
+    assert store.delete_mapping("CONTACT") == 250
+    assert list(store.iter_all("CONTACT")) == [] and store.get("CONTACT", crm_id=couplings[0].crm_id) is None
+    assert store.create(Coupling("CONTACT", gid(), couplings[0].crm_id))  # claims went with the mapping
+
+
+def test_transactions_round_trip_types_and_write_nothing_on_refusal(tables):
+    table = tables.client("Couplings")
+    pk = f"types-{gid()}"
+    row = {"PartitionKey": pk, "RowKey": "it's ü", "n": 7, "big": 2**40, "f": 1.5, "b": True, "s": "é"}
+    batch.submit(table, [("create", row), ("create", {"PartitionKey": pk, "RowKey": "other"})])
+    got = table.get_entity(pk, "it's ü")
+    assert (got["n"], got["big"].value, got["f"], got["b"], got["s"]) == (7, 2**40, 1.5, True, "é")
+    with pytest.raises(batch.TransactionFailed) as refused:
+        batch.submit(
+            table,
+            [("create", {"PartitionKey": pk, "RowKey": "new"}), ("create", row), ("delete", row)],
+        )
+    assert refused.value.status == 409 and refused.value.index == 1
+    assert refused.value.code == "EntityAlreadyExists"
+    assert sorted(e["RowKey"] for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": pk})) == [
+        "it's ü",
+        "other",
+    ]
+    batch.submit(table, [("replace", {"PartitionKey": pk, "RowKey": "other", "x": 1}), ("delete", row)])
+    assert [dict(e) for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": pk})] == [
+        {"PartitionKey": pk, "RowKey": "other", "x": 1}
+    ]
+    stale = table.get_entity(pk, "other").metadata["etag"]
+    batch.submit(table, [("merge", {"PartitionKey": pk, "RowKey": "other", "y": "z"})])
+    with pytest.raises(batch.TransactionFailed) as changed:
+        batch.submit(table, [("update", {"PartitionKey": pk, "RowKey": "other"}, stale)])
+    assert changed.value.status == 412
+    assert table.get_entity(pk, "other")["y"] == "z"
 
 
 def test_create_many_falls_back_per_coupling_when_one_conflicts(tables):
