@@ -24,7 +24,7 @@ import json
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -32,8 +32,8 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from shared import usage
-from shared.store import batch
-from shared.store.batch import TransactionFailed
+from shared.store import table_wire
+from shared.store.table_wire import TransactionFailed
 from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks, iso, now, parse_iso
 
 BC, CRM = "bc_", "crm_"
@@ -106,15 +106,12 @@ class Coupling:
     def partition(self) -> str:
         return pair_partition(self.mapping, self.bc_id)
 
-    def _entity(self, row_key: str) -> dict[str, Any]:
-        data = asdict(self)
-        data["bc_hashes"] = json.dumps(self.bc_hashes, separators=(",", ":"))
-        data["crm_hashes"] = json.dumps(self.crm_hashes, separators=(",", ":"))
-        data.pop("mapping")
-        return {"PartitionKey": self.partition, "RowKey": row_key, **data}
-
     def rows(self) -> list[dict[str, Any]]:
-        return [self._entity(BC + self.bc_id), self._entity(CRM + self.crm_id)]
+        row = {"PartitionKey": self.partition, "RowKey": BC + self.bc_id}
+        row.update((name, getattr(self, name)) for name in _STORED)
+        row["bc_hashes"] = json.dumps(self.bc_hashes, separators=(",", ":"))
+        row["crm_hashes"] = json.dumps(self.crm_hashes, separators=(",", ":"))
+        return [row, {**row, "RowKey": CRM + self.crm_id}]
 
     def claim(self) -> dict[str, Any]:
         return {
@@ -126,12 +123,14 @@ class Coupling:
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> Coupling:
-        names = cls.__dataclass_fields__
-        data = {k: v for k, v in entity.items() if k in names}
+        data = {k: v for k, v in entity.items() if k in _STORED}
         data["mapping"] = entity["PartitionKey"].rpartition("|")[0]
         data["bc_hashes"] = json.loads(entity.get("bc_hashes") or "{}")
         data["crm_hashes"] = json.loads(entity.get("crm_hashes") or "{}")
         return cls(**data)
+
+
+_STORED = tuple(name for name in Coupling.__dataclass_fields__ if name != "mapping")
 
 
 class CouplingStore:
@@ -183,7 +182,7 @@ class CouplingStore:
         params = {**_pairs_range(mapping), "lo": prefix + ids[0], "hi": prefix + ids[-1]}
         wanted = set(ids)
         found = {}
-        for e in self.table.query_entities(query, parameters=params):
+        for e in table_wire.query(self.table, query, params):
             key = e["RowKey"][len(prefix) :]
             if key in wanted:
                 found[key] = Coupling.from_entity(e)
@@ -214,8 +213,14 @@ class CouplingStore:
 
     def iter_all(self, mapping: str, where: str | None = None):
         query, params = self._query(mapping, where)
-        for e in self.table.query_entities(query, parameters=params):
+        for e in table_wire.query(self.table, query, params):
             yield Coupling.from_entity(e)
+
+    def lookup_keys(self, mapping: str):
+        """(bc id, crm id, bc ref) of every coupling of a mapping: what lookups translate through."""
+        query, params = self._query(mapping, None)
+        for e in table_wire.query(self.table, query, params, select=["bc_id", "crm_id", "bc_ref"]):
+            yield e["bc_id"], e["crm_id"], e.get("bc_ref")
 
     # --- writes ------------------------------------------------------------------------------
     def _transactions(self, groups: list[list[tuple]]) -> list[TransactionFailed | None]:
@@ -223,7 +228,7 @@ class CouplingStore:
 
         def run(ops: list[tuple]) -> TransactionFailed | None:
             try:
-                batch.submit(self.table, ops)
+                table_wire.submit(self.table, ops)
                 return None
             except TransactionFailed as exc:
                 return exc
@@ -278,7 +283,7 @@ class CouplingStore:
         entity = c.claim()
         for _ in range(2):  # twice: the claim may be released between our insert and our read
             try:
-                batch.submit(self.table, [("create", entity)])
+                table_wire.submit(self.table, [("create", entity)])
                 return True
             except TransactionFailed as exc:
                 if exc.status != 409:
@@ -296,14 +301,14 @@ class CouplingStore:
         if claimed_at and now() - claimed_at < timedelta(seconds=CLAIM_STALE_SECONDS):
             return False  # another coupling of this record may be on its way
         try:
-            batch.submit(self.table, [("update", entity, held.metadata["etag"])])
+            table_wire.submit(self.table, [("update", entity, held.metadata["etag"])])
             return True
         except TransactionFailed:
             return False  # someone else took it over first
 
     def _pair_one(self, c: Coupling) -> bool:
         try:
-            batch.submit(self.table, [("create", r) for r in c.rows()])
+            table_wire.submit(self.table, [("create", r) for r in c.rows()])
             return True
         except TransactionFailed as exc:
             if exc.status != 409:
@@ -319,7 +324,7 @@ class CouplingStore:
         held = self._row(entity["PartitionKey"], entity["RowKey"])
         if held is not None and held["bc_id"] == c.bc_id:
             with contextlib.suppress(TransactionFailed):  # changed meanwhile: no longer ours
-                batch.submit(self.table, [("delete", entity, held.metadata["etag"])])
+                table_wire.submit(self.table, [("delete", entity, held.metadata["etag"])])
 
     def save_many(self, couplings: list[Coupling]) -> None:
         """Update existing couplings (both rows of each, in transactions per pair partition)."""
@@ -338,7 +343,7 @@ class CouplingStore:
     def delete(self, coupling: Coupling) -> None:
         """Remove the pair (one transaction), then its claim: the records stay and may be coupled again."""
         try:
-            batch.submit(self.table, [("delete", r) for r in coupling.rows()])
+            table_wire.submit(self.table, [("delete", r) for r in coupling.rows()])
         except TransactionFailed as exc:
             if exc.status != 404:
                 raise
@@ -347,9 +352,8 @@ class CouplingStore:
     def delete_mapping(self, mapping: str) -> int:
         query = "PartitionKey ge @lo and PartitionKey lt @hi"
         rows: dict[str, list[str]] = {}
-        for e in self.table.query_entities(
-            query, parameters={"lo": f"{mapping}|", "hi": f"{mapping}}}"}, select=["PartitionKey", "RowKey"]
-        ):
+        params = {"lo": f"{mapping}|", "hi": f"{mapping}}}"}
+        for e in table_wire.query(self.table, query, params, select=["PartitionKey", "RowKey"]):
             rows.setdefault(e["PartitionKey"], []).append(e["RowKey"])
         self._transactions(
             [
@@ -386,8 +390,8 @@ class CouplingStore:
         wanted = {i.lower() for i in crm_ids}
         if not wanted:
             return {}
-        rows = self.table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": _journal_partition(mapping)}, select=["RowKey", "ids"]
+        rows = table_wire.query(
+            self.table, "PartitionKey eq @pk", {"pk": _journal_partition(mapping)}, select=["RowKey", "ids"]
         )
         found = {e["RowKey"]: wanted & set((e.get("ids") or "").split(",")) for e in rows}
         return {k: ids for k, ids in found.items() if ids}
@@ -395,7 +399,7 @@ class CouplingStore:
     def clear_pending(self, mapping: str, keys: list[str]) -> None:
         pk = _journal_partition(mapping)
         for group in chunks(keys, TRANSACTION_LIMIT):
-            batch.submit(self.table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in group])
+            table_wire.submit(self.table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in group])
 
     # --- failures of uncoupled records (a create that failed has no coupling to remember it) ------
     def failures(self, mapping: str, side: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -412,14 +416,14 @@ class CouplingStore:
                 "failures": e.get("failures", 0),
                 "skipped": e.get("skipped", False),
             }
-            for e in self.table.query_entities(query, parameters=params)
+            for e in table_wire.query(self.table, query, params)
             if e["RowKey"][prefix:] in wanted
         }
 
     def save_failures(self, mapping: str, side: str, rows: dict[str, dict[str, Any]]) -> None:
         pk = _failures_partition(mapping)
         for group in chunks(sorted(rows.items()), TRANSACTION_LIMIT):
-            batch.submit(
+            table_wire.submit(
                 self.table,
                 [("replace", {"PartitionKey": pk, "RowKey": f"{side}_{i}", **row}) for i, row in group],
             )
@@ -427,7 +431,7 @@ class CouplingStore:
     def clear_failures(self, mapping: str, side: str, ids: list[str]) -> None:
         pk = _failures_partition(mapping)
         for group in chunks(sorted({i.lower() for i in ids}), TRANSACTION_LIMIT):
-            batch.submit(
+            table_wire.submit(
                 self.table, [("delete", {"PartitionKey": pk, "RowKey": f"{side}_{i}"}) for i in group]
             )
 
@@ -436,5 +440,5 @@ class CouplingStore:
         if not include_skipped:
             query += " and skipped eq false"
         params = {"pk": _failures_partition(mapping), "lo": f"{side}_", "hi": f"{side}`"}
-        rows = self.table.query_entities(query, parameters=params, select=["RowKey"])
+        rows = table_wire.query(self.table, query, params, select=["RowKey"])
         return [e["RowKey"][len(side) + 1 :] for e in rows]

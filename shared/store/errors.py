@@ -8,7 +8,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared.store import batch
+from shared.store import table_wire
 from shared.store.tables import ERRORS, TRANSACTION_LIMIT, Tables, chunks, iso, now
 
 
@@ -70,7 +70,7 @@ class ErrorStore:
             by_run.setdefault(e.run_id, []).append(e)
         for _run_id, group_all in by_run.items():
             for group in chunks(group_all, TRANSACTION_LIMIT):
-                batch.submit(self.table, [("merge", self._entity(e)) for e in group])
+                table_wire.submit(self.table, [("merge", self._entity(e)) for e in group])
 
     @staticmethod
     def _entity(e: SyncError) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.store import batch
+from shared.store import table_wire
 from shared.store.tables import JOBS, Tables
 
 COUNTERS = ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
@@ -95,7 +95,7 @@ class JobStore:
 
     def create_many(self, jobs: list[Job]) -> None:
         if jobs:
-            batch.submit(self.table, [("create", self._entity(j)) for j in jobs])
+            table_wire.submit(self.table, [("create", self._entity(j)) for j in jobs])
 
     def get(self, run_id: str, mapping: str) -> Job | None:
         try:

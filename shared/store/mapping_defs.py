@@ -8,7 +8,7 @@ import json
 from azure.core.exceptions import ResourceExistsError
 
 from shared.mappings import Mapping, default_mappings, validate_mappings
-from shared.store import batch
+from shared.store import table_wire
 from shared.store.tables import MAPPINGS, Tables
 
 PK = "mapping"
@@ -32,7 +32,7 @@ class MappingStore:
         ops += [
             ("delete", {"PartitionKey": PK, "RowKey": name}) for name in stale - {m.name for m in mappings}
         ]
-        batch.submit(self.table, ops)
+        table_wire.submit(self.table, ops)
 
     def all(self) -> list[Mapping]:
         """All mappings in dependency order (seeding the defaults when the table is empty)."""

@@ -95,12 +95,12 @@ class LookupResolver:
 
     def _load(self, mapping: str) -> CouplingIndex:
         index = CouplingIndex(loaded_at=time.monotonic())
-        for c in self.couplings.iter_all(mapping):
-            index.crm_by_bc[c.bc_id] = c.crm_id
-            index.bc_by_crm[c.crm_id] = c.bc_id
-            if c.bc_ref is not None:
-                index.bc_by_ref[str(c.bc_ref)] = c.bc_id
-                index.ref_by_bc[c.bc_id] = str(c.bc_ref)
+        for bc_id, crm_id, bc_ref in self.couplings.lookup_keys(mapping):
+            index.crm_by_bc[bc_id] = crm_id
+            index.bc_by_crm[crm_id] = bc_id
+            if bc_ref is not None:
+                index.bc_by_ref[str(bc_ref)] = bc_id
+                index.ref_by_bc[bc_id] = str(bc_ref)
         with self._lock:
             self._cache[(self.namespace, mapping)] = index
         return index

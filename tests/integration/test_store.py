@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from azure.core.exceptions import ResourceModifiedError
 
-from shared.store import batch
+from shared.store import table_wire
 from shared.store.couplings import CLAIM_STALE_SECONDS, SHARDS, Coupling, CouplingStore
 from shared.store.errors import ErrorStore, SyncError, parse_error_id
 from shared.store.jobs import Job, JobStore
@@ -57,7 +57,7 @@ def test_one_to_one_holds_under_concurrent_creators(tables):
 def test_a_claim_left_by_a_crash_is_reused_by_its_pair_and_taken_over_when_stale(tables):
     store = CouplingStore(tables)
     crashed = Coupling("CUSTOMER", gid(), gid())
-    batch.submit(store.table, [("create", crashed.claim())])  # the crash: claim written, pair not
+    table_wire.submit(store.table, [("create", crashed.claim())])  # the crash: claim written, pair not
     assert store.get("CUSTOMER", crm_id=crashed.crm_id) is None  # a claim alone couples nothing
     # Another BC record may not take a fresh claim (its coupling may be on its way) ...
     assert not store.create(Coupling("CUSTOMER", gid(), crashed.crm_id))
@@ -67,7 +67,7 @@ def test_a_claim_left_by_a_crash_is_reused_by_its_pair_and_taken_over_when_stale
     # An uncoupling that died between removing the pair and its claim: the claim is old, so it is stale.
     old = Coupling("CUSTOMER", gid(), gid())
     claim = old.claim() | {"claimed_at": "2020-01-01T00:00:00Z"}
-    batch.submit(store.table, [("create", claim)])
+    table_wire.submit(store.table, [("create", claim)])
     other = gid()
     assert store.create(Coupling("CUSTOMER", other, old.crm_id))
     assert store.get("CUSTOMER", crm_id=old.crm_id).bc_id == other
@@ -105,30 +105,48 @@ def test_transactions_round_trip_types_and_write_nothing_on_refusal(tables):
     table = tables.client("Couplings")
     pk = f"types-{gid()}"
     row = {"PartitionKey": pk, "RowKey": "it's ü", "n": 7, "big": 2**40, "f": 1.5, "b": True, "s": "é"}
-    batch.submit(table, [("create", row), ("create", {"PartitionKey": pk, "RowKey": "other"})])
+    table_wire.submit(table, [("create", row), ("create", {"PartitionKey": pk, "RowKey": "other"})])
     got = table.get_entity(pk, "it's ü")
     assert (got["n"], got["big"].value, got["f"], got["b"], got["s"]) == (7, 2**40, 1.5, True, "é")
-    with pytest.raises(batch.TransactionFailed) as refused:
-        batch.submit(
+    with pytest.raises(table_wire.TransactionFailed) as refused:
+        table_wire.submit(
             table,
             [("create", {"PartitionKey": pk, "RowKey": "new"}), ("create", row), ("delete", row)],
         )
     assert refused.value.status == 409 and refused.value.index == 1
     assert refused.value.code == "EntityAlreadyExists"
-    assert sorted(e["RowKey"] for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": pk})) == [
+    assert sorted(
+        e["RowKey"] for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": pk})
+    ) == [
         "it's ü",
         "other",
     ]
-    batch.submit(table, [("replace", {"PartitionKey": pk, "RowKey": "other", "x": 1}), ("delete", row)])
+    table_wire.submit(table, [("replace", {"PartitionKey": pk, "RowKey": "other", "x": 1}), ("delete", row)])
     assert [dict(e) for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": pk})] == [
         {"PartitionKey": pk, "RowKey": "other", "x": 1}
     ]
     stale = table.get_entity(pk, "other").metadata["etag"]
-    batch.submit(table, [("merge", {"PartitionKey": pk, "RowKey": "other", "y": "z"})])
-    with pytest.raises(batch.TransactionFailed) as changed:
-        batch.submit(table, [("update", {"PartitionKey": pk, "RowKey": "other"}, stale)])
+    table_wire.submit(table, [("merge", {"PartitionKey": pk, "RowKey": "other", "y": "z"})])
+    with pytest.raises(table_wire.TransactionFailed) as changed:
+        table_wire.submit(table, [("update", {"PartitionKey": pk, "RowKey": "other"}, stale)])
     assert changed.value.status == 412
     assert table.get_entity(pk, "other")["y"] == "z"
+
+
+def test_queries_page_through_continuations_with_typed_values_and_quoted_parameters(tables):
+    table = tables.client("Couplings")
+    pk = f"q'uery-{gid()}"
+    rows = [{"PartitionKey": pk, "RowKey": f"r{i:05d}", "n": i, "big": 2**40 + i} for i in range(1234)]
+    for i in range(0, len(rows), 100):
+        table_wire.submit(table, [("create", r) for r in rows[i : i + 100]])
+    got = list(table_wire.query(table, "PartitionKey eq @pk and n ge @low", {"pk": pk, "low": 10}))
+    assert len(got) == 1224 and got[-1]["big"] == 2**40 + 1233  # more than one page of 1000
+    assert {k: v for k, v in got[0].items() if k != "Timestamp"} == rows[10]
+    picked = list(
+        table_wire.query(table, "PartitionKey eq @pk and RowKey eq @rk", {"pk": pk, "rk": "r00007"}, ["n"])
+    )
+    assert picked == [{"n": 7}]
+    assert list(table_wire.query(table, "PartitionKey eq @pk", {"pk": "' or 1 eq 1 or '"})) == []
 
 
 def test_create_many_falls_back_per_coupling_when_one_conflicts(tables):
