@@ -13,8 +13,9 @@ without its pair by a crash is recognised (its pair does not exist) and taken ov
 than ``CLAIM_STALE_SECONDS``, or at once by the same pair (a redone slice).
 
 Other rows: pending-create journal rows (one per batch of CRM ids about to be created in BC, so a
-retried slice never makes a twin) and failure rows of uncoupled records, each in a partition of its
-own per mapping. Nobody else builds these keys.
+retried slice never makes a twin), and in a failures partition per mapping the failures of uncoupled
+records plus a retry marker per coupling whose last sync failed — so finding what to retry reads a
+few rows, not every coupling. Nobody else builds these keys.
 """
 
 from __future__ import annotations
@@ -36,12 +37,23 @@ from shared.store import table_wire
 from shared.store.table_wire import TransactionFailed
 from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks, iso, now, parse_iso
 
-BC, CRM = "bc_", "crm_"
+BC, CRM, RETRY = "bc_", "crm_", "retry_"
 SHARDS = 32  # partitions per mapping (changing it orphans stored couplings)
 CLAIM_STALE_SECONDS = 3600  # a claim without its pair this old was left by a crash
 PENDING_IDS = 800  # ids per journal row: 800 GUIDs fit the 32K-character limit of a string property
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="couplings")
 _WRITERS = 4  # concurrent transactions (different partitions) of one bulk write
+
+
+POINT_READS_MAX = 400
+
+
+def _span(lo: str, hi: str) -> float:
+    """Share of the GUID space between two ids (1.0 for ids that are not GUIDs)."""
+    try:
+        return (uuid.UUID(hi).int - uuid.UUID(lo).int) / 2**128
+    except ValueError:
+        return 1.0
 
 
 def _shard(record_id: str) -> int:
@@ -84,6 +96,7 @@ class Coupling:
     last_error: str | None = None
     last_job: str | None = None
     last_synced_at: str | None = None
+    stored_result: str | None = field(default=None, repr=False, compare=False)  # last_result as stored
 
     def __post_init__(self) -> None:
         self.bc_id, self.crm_id = self.bc_id.lower(), self.crm_id.lower()  # keys and shards use lower case
@@ -127,10 +140,10 @@ class Coupling:
         data["mapping"] = entity["PartitionKey"].rpartition("|")[0]
         data["bc_hashes"] = json.loads(entity.get("bc_hashes") or "{}")
         data["crm_hashes"] = json.loads(entity.get("crm_hashes") or "{}")
-        return cls(**data)
+        return cls(**data, stored_result=data.get("last_result", "success"))
 
 
-_STORED = tuple(name for name in Coupling.__dataclass_fields__ if name != "mapping")
+_STORED = tuple(name for name in Coupling.__dataclass_fields__ if name not in ("mapping", "stored_result"))
 
 
 class CouplingStore:
@@ -171,7 +184,9 @@ class CouplingStore:
         ids = sorted({i.lower() for i in ids})
         if not ids:
             return {}
-        if len(ids) <= 40:
+        if len(ids) <= 40 or (len(ids) <= POINT_READS_MAX and _span(ids[0], ids[-1]) > 0.01):
+            # Few ids, or a few hundred scattered over the id space (a modified sync's changes): point
+            # reads cost per id, where a range over their span would read most of the mapping.
             side = prefix[:-1] + "_id"
             found = self._fan_out(lambda i: self.get(mapping, **{side: i}), ids)
             return {i: c for i, c in zip(ids, found, strict=True) if c is not None}
@@ -248,20 +263,18 @@ class CouplingStore:
             ops=lambda c: [("create", c.claim())],
             one=self._claim_one,
         )
-        ok = [c for c, done in zip(couplings, claimed, strict=True) if done]
-        paired = dict(
-            zip(
-                map(id, ok),
-                self._bulk(
-                    ok,
-                    key=lambda c: c.partition,
-                    ops=lambda c: [("create", r) for r in c.rows()],
-                    one=self._pair_one,
-                ),
-                strict=True,
-            )
+        claimed_ok = [c for c, done in zip(couplings, claimed, strict=True) if done]
+        paired = self._bulk(
+            claimed_ok,
+            key=lambda c: c.partition,
+            ops=lambda c: [("create", r) for r in c.rows()],
+            one=self._pair_one,
         )
-        return [paired.get(id(c), False) for c in couplings]
+        created = {id(c): c for c, done in zip(claimed_ok, paired, strict=True) if done}
+        self._markers("replace", [c for c in created.values() if c.last_result == "failed"])
+        for c in created.values():
+            c.stored_result = c.last_result
+        return [id(c) in created for c in couplings]
 
     def _bulk(self, items: list[Coupling], key, ops, one) -> list[bool]:
         per_item = len(ops(items[0])) if items else 1
@@ -327,7 +340,11 @@ class CouplingStore:
                 table_wire.submit(self.table, [("delete", entity, held.metadata["etag"])])
 
     def save_many(self, couplings: list[Coupling]) -> None:
-        """Update existing couplings (both rows of each, in transactions per pair partition)."""
+        """Update existing couplings (both rows of each, in transactions per pair partition) and their
+        retry markers: set before a failure is saved, removed after a success is."""
+        failing = [c for c in couplings if c.last_result == "failed" and c.stored_result != "failed"]
+        recovered = [c for c in couplings if c.last_result != "failed" and c.stored_result == "failed"]
+        self._markers("replace", failing)
         groups: dict[str, list[Coupling]] = {}
         for c in couplings:
             groups.setdefault(c.partition, []).append(c)
@@ -339,6 +356,30 @@ class CouplingStore:
         failed = next((f for f in self._transactions(batches) if f is not None), None)
         if failed is not None:
             raise failed
+        self._markers("delete", recovered)
+        for c in couplings:
+            c.stored_result = c.last_result
+
+    @staticmethod
+    def _marker(partition: str, c: Coupling) -> dict[str, Any]:
+        return {"PartitionKey": partition, "RowKey": RETRY + c.bc_id, "crm_id": c.crm_id, "skipped": False}
+
+    def _markers(self, kind: str, couplings: list[Coupling]) -> None:
+        by_mapping: dict[str, list[Coupling]] = {}
+        for c in couplings:
+            by_mapping.setdefault(c.mapping, []).append(c)
+        for mapping, group in by_mapping.items():
+            pk = _failures_partition(mapping)
+            for part in chunks(group, TRANSACTION_LIMIT):
+                ops = [(kind, self._marker(pk, c)) for c in part]
+                try:
+                    table_wire.submit(self.table, ops)
+                except TransactionFailed as exc:
+                    if kind != "delete" or exc.status != 404:
+                        raise
+                    for op in ops:  # one was gone already: remove the others one by one
+                        with contextlib.suppress(TransactionFailed):
+                            table_wire.submit(self.table, [op])
 
     def delete(self, coupling: Coupling) -> None:
         """Remove the pair (one transaction), then its claim: the records stay and may be coupled again."""
@@ -348,6 +389,8 @@ class CouplingStore:
             if exc.status != 404:
                 raise
         self._release_claim(coupling)
+        if coupling.stored_result == "failed":
+            self._markers("delete", [coupling])
 
     def delete_mapping(self, mapping: str) -> int:
         query = "PartitionKey ge @lo and PartitionKey lt @hi"
@@ -434,6 +477,24 @@ class CouplingStore:
             table_wire.submit(
                 self.table, [("delete", {"PartitionKey": pk, "RowKey": f"{side}_{i}"}) for i in group]
             )
+
+    def failed_couplings(self, mapping: str) -> list[tuple[str, str]]:
+        """(bc id, crm id) of the couplings whose last sync failed (not skipped): retried first."""
+        query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+        params = {"pk": _failures_partition(mapping), "lo": RETRY, "hi": RETRY[:-1] + "`"}
+        return [(e["RowKey"][len(RETRY) :], e["crm_id"]) for e in table_wire.query(self.table, query, params)]
+
+    def has_retries(self, mapping: str, sides: list[str]) -> bool:
+        """Whether anything waits for a retry: a failed coupling, or an uncoupled record of ``sides`` whose
+        create failed (and is not skipped). One small query."""
+        ranges = " or ".join(
+            f"(RowKey ge '{key}' and RowKey lt '{key[:-1]}`')" for key in [RETRY, *(f"{s}_" for s in sides)]
+        )
+        query = f"PartitionKey eq @pk and ({ranges}) and skipped eq false"
+        rows = table_wire.query(
+            self.table, query, {"pk": _failures_partition(mapping)}, select=["RowKey"], top=1
+        )
+        return next(rows, None) is not None
 
     def failed_uncoupled(self, mapping: str, side: str, include_skipped: bool = False) -> list[str]:
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"

@@ -173,14 +173,18 @@ def query(
     where: str,
     parameters: dict[str, Any] | None = None,
     select: list[str] | None = None,
+    top: int | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Entities matching the OData filter ``where`` (``@name`` placeholders filled from ``parameters``,
-    quoted and escaped), page after page, as plain dicts (no metadata; Int64 and Double typed)."""
+    quoted and escaped), page after page, as plain dicts (no metadata; Int64 and Double typed).
+    ``top`` caps the entities per page (the caller may stop after the first page)."""
     values = parameters or {}
     where = _PLACEHOLDER.sub(lambda m: _literal(values[m.group(1)]), where)
     params = {"$filter": where}
     if select:
         params["$select"] = ",".join(select)
+    if top:
+        params["$top"] = str(top)
     url = f"{table.scheme}://{table._primary_hostname}/{table.table_name}()"  # noqa: SLF001
     headers = {
         "x-ms-version": table.api_version,

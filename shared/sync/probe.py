@@ -53,10 +53,7 @@ def idle_mappings(ctx, mappings: list[Mapping]) -> set[str]:
 
 
 def _has_retries(ctx, m: Mapping) -> bool:
-    if next(ctx.couplings.iter_all(m.name, where="last_result eq 'failed'"), None) is not None:
-        return True
-    sides = ["bc" if p == "to_crm" else "crm" for p in m.passes()]
-    return any(ctx.couplings.failed_uncoupled(m.name, side) for side in sides)
+    return ctx.couplings.has_retries(m.name, ["bc" if p == "to_crm" else "crm" for p in m.passes()])
 
 
 def _and(*clauses: str | None) -> str:

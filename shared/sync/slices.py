@@ -104,8 +104,8 @@ class SliceRunner:
     def _failed_records(self, sync_pass: str) -> list[dict[str, Any]]:
         """Records that failed last time: failed couplings and uncoupled records whose create failed."""
         side = "bc" if sync_pass == "to_crm" else "crm"
-        failed = list(self.ctx.couplings.iter_all(self.m.name, where="last_result eq 'failed'"))
-        src_ids = [c.bc_id if side == "bc" else c.crm_id for c in failed]
+        failed = self.ctx.couplings.failed_couplings(self.m.name)
+        src_ids = [bc_id if side == "bc" else crm_id for bc_id, crm_id in failed]
         src_ids += self.ctx.couplings.failed_uncoupled(self.m.name, side)
         if not src_ids:
             return []

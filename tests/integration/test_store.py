@@ -149,6 +149,40 @@ def test_queries_page_through_continuations_with_typed_values_and_quoted_paramet
     assert list(table_wire.query(table, "PartitionKey eq @pk", {"pk": "' or 1 eq 1 or '"})) == []
 
 
+def test_retry_markers_follow_the_last_result(tables):
+    store = CouplingStore(tables)
+    pairs = [Coupling("CUSTOMER", gid(), gid()) for _ in range(3)]
+    assert all(store.create_many(pairs))
+    assert store.failed_couplings("CUSTOMER") == [] and not store.has_retries("CUSTOMER", ["bc", "crm"])
+    for c in pairs:
+        c.last_result, c.failures = "failed", 1
+    store.save_many(pairs)
+    assert sorted(store.failed_couplings("CUSTOMER")) == sorted((c.bc_id, c.crm_id) for c in pairs)
+    assert store.has_retries("CUSTOMER", ["bc"])
+    # Loaded again and saved as a success, as skipped, or uncoupled: no longer waiting for a retry.
+    ok, skipped, gone = (store.get("CUSTOMER", bc_id=c.bc_id) for c in pairs)
+    ok.last_result = "success"
+    skipped.last_result, skipped.skipped = "skipped", True
+    store.save_many([ok, skipped])
+    store.delete(gone)
+    assert store.failed_couplings("CUSTOMER") == [] and not store.has_retries("CUSTOMER", ["bc", "crm"])
+    # Failed creates of uncoupled records count too, on the sides asked about, unless skipped.
+    store.save_failures("CUSTOMER", "crm", {gid(): {"message": "x", "failures": 1, "skipped": False}})
+    assert store.has_retries("CUSTOMER", ["crm"]) and not store.has_retries("CUSTOMER", ["bc"])
+
+
+def test_reads_of_scattered_and_contiguous_ids(tables):
+    store = CouplingStore(tables)
+    couplings = sorted((Coupling("CONTACT", gid(), gid()) for _ in range(1500)), key=lambda c: c.bc_id)
+    assert all(store.create_many(couplings))
+    scattered = couplings[::15]  # 100 ids across the whole id space: point reads
+    block = couplings[200:700]  # 500 neighbours: one range query
+    for wanted in (scattered, block):
+        assert set(store.by_bc("CONTACT", [c.bc_id for c in wanted])) == {c.bc_id for c in wanted}
+        found = store.by_crm("CONTACT", [c.crm_id for c in wanted] + [gid()])
+        assert {c.crm_id: c.bc_id for c in found.values()} == {c.crm_id: c.bc_id for c in wanted}
+
+
 def test_create_many_falls_back_per_coupling_when_one_conflicts(tables):
     store = CouplingStore(tables)
     taken = Coupling("ITEM-PRODUCT", gid(), gid())
