@@ -109,22 +109,25 @@ def usage(run: dict) -> Counter:
 
 
 def storage_floor(stack: Stack) -> tuple[float, int]:
-    """Seconds this Azurite takes just to insert the rows the full sync stored in the Couplings table, in
-    full 100-entity transactions into an empty table, four at a time like the engine: what any engine
+    """Seconds this Azurite takes just to insert the rows the full sync stored in the coupling tables, in
+    full 100-entity transactions into empty tables, four at a time like the engine: what any engine
     keeping these couplings pays here."""
     values = json.loads((stack.state / "local.settings.json").read_text())["Values"]
     service = TableServiceClient.from_connection_string(values["AzureWebJobsStorage"])
-    source = service.get_table_client(values.get("STORAGE_TABLE_PREFIX", "") + "Couplings")
-    rows: dict[str, list[dict]] = {}
-    for e in table_wire.query(source, "PartitionKey ge ''"):
-        e.pop("Timestamp", None)
-        rows.setdefault(e["PartitionKey"], []).append(e)
-    floor = service.create_table(f"floor{int(time.time())}")
-    groups = [p[i : i + 100] for p in rows.values() for i in range(0, len(p), 100)]
+    prefix = values.get("STORAGE_TABLE_PREFIX", "") + "Couplings"
+    groups = []
+    stamp = int(time.time())
+    for source in [t.name for t in service.list_tables() if t.name.startswith(prefix)]:
+        rows: dict[str, list[dict]] = {}
+        for e in table_wire.query(service.get_table_client(source), "PartitionKey ge ''"):
+            e.pop("Timestamp", None)
+            rows.setdefault(e["PartitionKey"], []).append(e)
+        floor = service.create_table(f"floor{stamp}{source[len(prefix) :]}")
+        groups += [(floor, p[i : i + 100]) for p in rows.values() for i in range(0, len(p), 100)]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda g: table_wire.submit(floor, [("create", r) for r in g]), groups))
-    return time.monotonic() - started, sum(len(p) for p in rows.values())
+        list(pool.map(lambda g: table_wire.submit(g[0], [("create", r) for r in g[1]]), groups))
+    return time.monotonic() - started, sum(len(g[1]) for g in groups)
 
 
 def optimal_requests(run: dict) -> int:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from shared import usage
@@ -146,9 +146,28 @@ class Coupling:
 _STORED = tuple(name for name in Coupling.__dataclass_fields__ if name not in ("mapping", "stored_result"))
 
 
+def couplings_table(mapping: str) -> str:
+    """Each mapping keeps its couplings in a table of its own (``Couplings<name without punctuation>``):
+    a mapping's rows are read and written together, and a table's size never slows another mapping."""
+    return COUPLINGS + "".join(ch for ch in mapping if ch.isalnum())[:50]
+
+
+_EXISTING: set[str] = set()  # coupling tables this process created or found (account | table)
+
+
 class CouplingStore:
     def __init__(self, tables: Tables):
-        self.table: TableClient = tables.client(COUPLINGS)
+        self.tables = tables
+
+    def table(self, mapping: str) -> TableClient:
+        """The table holding this mapping's couplings (created on first use)."""
+        client = self.tables.client(couplings_table(mapping))
+        key = f"{client.url}|{client.table_name}"
+        if key not in _EXISTING:
+            with contextlib.suppress(ResourceExistsError):
+                client.create_table()
+            _EXISTING.add(key)
+        return client
 
     def _fan_out(self, fn, items: list, workers: int = 16) -> list:
         """``fn`` over ``items`` on the pool (counted for the caller's meter), results in order."""
@@ -164,7 +183,7 @@ class CouplingStore:
 
     def _row(self, partition: str, row_key: str) -> dict[str, Any] | None:
         try:
-            return self.table.get_entity(partition, row_key)
+            return self.table(partition.rpartition("|")[0]).get_entity(partition, row_key)
         except ResourceNotFoundError:
             return None
 
@@ -197,7 +216,7 @@ class CouplingStore:
         params = {**_pairs_range(mapping), "lo": prefix + ids[0], "hi": prefix + ids[-1]}
         wanted = set(ids)
         found = {}
-        for e in table_wire.query(self.table, query, params):
+        for e in table_wire.query(self.table(mapping), query, params):
             key = e["RowKey"][len(prefix) :]
             if key in wanted:
                 found[key] = Coupling.from_entity(e)
@@ -218,8 +237,10 @@ class CouplingStore:
     ) -> tuple[list[Coupling], str | None]:
         """A page of couplings (one row per coupling: the ``bc_`` rows) and a continuation token."""
         query, params = self._query(mapping, where)
-        pages = self.table.query_entities(query, parameters=params, results_per_page=page_size).by_page(
-            continuation_token=json.loads(continuation) if continuation else None
+        pages = (
+            self.table(mapping)
+            .query_entities(query, parameters=params, results_per_page=page_size)
+            .by_page(continuation_token=json.loads(continuation) if continuation else None)
         )
         page = next(pages, [])
         items = [Coupling.from_entity(e) for e in page]
@@ -228,13 +249,13 @@ class CouplingStore:
 
     def iter_all(self, mapping: str, where: str | None = None):
         query, params = self._query(mapping, where)
-        for e in table_wire.query(self.table, query, params):
+        for e in table_wire.query(self.table(mapping), query, params):
             yield Coupling.from_entity(e)
 
     def lookup_keys(self, mapping: str):
         """(bc id, crm id, bc ref) of every coupling of a mapping: what lookups translate through."""
         query, params = self._query(mapping, None)
-        for e in table_wire.query(self.table, query, params, select=["bc_id", "crm_id", "bc_ref"]):
+        for e in table_wire.query(self.table(mapping), query, params, select=["bc_id", "crm_id", "bc_ref"]):
             yield e["bc_id"], e["crm_id"], e.get("bc_ref")
 
     # --- writes ------------------------------------------------------------------------------
@@ -243,7 +264,7 @@ class CouplingStore:
 
         def run(ops: list[tuple]) -> TransactionFailed | None:
             try:
-                table_wire.submit(self.table, ops)
+                table_wire.submit(self.table(ops[0][1]["PartitionKey"].rpartition("|")[0]), ops)
                 return None
             except TransactionFailed as exc:
                 return exc
@@ -296,7 +317,7 @@ class CouplingStore:
         entity = c.claim()
         for _ in range(2):  # twice: the claim may be released between our insert and our read
             try:
-                table_wire.submit(self.table, [("create", entity)])
+                table_wire.submit(self.table(c.mapping), [("create", entity)])
                 return True
             except TransactionFailed as exc:
                 if exc.status != 409:
@@ -314,14 +335,14 @@ class CouplingStore:
         if claimed_at and now() - claimed_at < timedelta(seconds=CLAIM_STALE_SECONDS):
             return False  # another coupling of this record may be on its way
         try:
-            table_wire.submit(self.table, [("update", entity, held.metadata["etag"])])
+            table_wire.submit(self.table(c.mapping), [("update", entity, held.metadata["etag"])])
             return True
         except TransactionFailed:
             return False  # someone else took it over first
 
     def _pair_one(self, c: Coupling) -> bool:
         try:
-            table_wire.submit(self.table, [("create", r) for r in c.rows()])
+            table_wire.submit(self.table(c.mapping), [("create", r) for r in c.rows()])
             return True
         except TransactionFailed as exc:
             if exc.status != 409:
@@ -337,7 +358,7 @@ class CouplingStore:
         held = self._row(entity["PartitionKey"], entity["RowKey"])
         if held is not None and held["bc_id"] == c.bc_id:
             with contextlib.suppress(TransactionFailed):  # changed meanwhile: no longer ours
-                table_wire.submit(self.table, [("delete", entity, held.metadata["etag"])])
+                table_wire.submit(self.table(c.mapping), [("delete", entity, held.metadata["etag"])])
 
     def save_many(self, couplings: list[Coupling]) -> None:
         """Update existing couplings (both rows of each, in transactions per pair partition) and their
@@ -373,18 +394,18 @@ class CouplingStore:
             for part in chunks(group, TRANSACTION_LIMIT):
                 ops = [(kind, self._marker(pk, c)) for c in part]
                 try:
-                    table_wire.submit(self.table, ops)
+                    table_wire.submit(self.table(mapping), ops)
                 except TransactionFailed as exc:
                     if kind != "delete" or exc.status != 404:
                         raise
                     for op in ops:  # one was gone already: remove the others one by one
                         with contextlib.suppress(TransactionFailed):
-                            table_wire.submit(self.table, [op])
+                            table_wire.submit(self.table(mapping), [op])
 
     def delete(self, coupling: Coupling) -> None:
         """Remove the pair (one transaction), then its claim: the records stay and may be coupled again."""
         try:
-            table_wire.submit(self.table, [("delete", r) for r in coupling.rows()])
+            table_wire.submit(self.table(coupling.mapping), [("delete", r) for r in coupling.rows()])
         except TransactionFailed as exc:
             if exc.status != 404:
                 raise
@@ -396,7 +417,7 @@ class CouplingStore:
         query = "PartitionKey ge @lo and PartitionKey lt @hi"
         rows: dict[str, list[str]] = {}
         params = {"lo": f"{mapping}|", "hi": f"{mapping}}}"}
-        for e in table_wire.query(self.table, query, params, select=["PartitionKey", "RowKey"]):
+        for e in table_wire.query(self.table(mapping), query, params, select=["PartitionKey", "RowKey"]):
             rows.setdefault(e["PartitionKey"], []).append(e["RowKey"])
         self._transactions(
             [
@@ -416,7 +437,7 @@ class CouplingStore:
         keys = []
         for group in chunks(sorted({i.lower() for i in crm_ids}), PENDING_IDS):
             key = uuid.uuid4().hex
-            self.table.create_entity(
+            self.table(mapping).create_entity(
                 {
                     "PartitionKey": _journal_partition(mapping),
                     "RowKey": key,
@@ -434,7 +455,10 @@ class CouplingStore:
         if not wanted:
             return {}
         rows = table_wire.query(
-            self.table, "PartitionKey eq @pk", {"pk": _journal_partition(mapping)}, select=["RowKey", "ids"]
+            self.table(mapping),
+            "PartitionKey eq @pk",
+            {"pk": _journal_partition(mapping)},
+            select=["RowKey", "ids"],
         )
         found = {e["RowKey"]: wanted & set((e.get("ids") or "").split(",")) for e in rows}
         return {k: ids for k, ids in found.items() if ids}
@@ -442,7 +466,9 @@ class CouplingStore:
     def clear_pending(self, mapping: str, keys: list[str]) -> None:
         pk = _journal_partition(mapping)
         for group in chunks(keys, TRANSACTION_LIMIT):
-            table_wire.submit(self.table, [("delete", {"PartitionKey": pk, "RowKey": k}) for k in group])
+            table_wire.submit(
+                self.table(mapping), [("delete", {"PartitionKey": pk, "RowKey": k}) for k in group]
+            )
 
     # --- failures of uncoupled records (a create that failed has no coupling to remember it) ------
     def failures(self, mapping: str, side: str, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -459,7 +485,7 @@ class CouplingStore:
                 "failures": e.get("failures", 0),
                 "skipped": e.get("skipped", False),
             }
-            for e in table_wire.query(self.table, query, params)
+            for e in table_wire.query(self.table(mapping), query, params)
             if e["RowKey"][prefix:] in wanted
         }
 
@@ -467,7 +493,7 @@ class CouplingStore:
         pk = _failures_partition(mapping)
         for group in chunks(sorted(rows.items()), TRANSACTION_LIMIT):
             table_wire.submit(
-                self.table,
+                self.table(mapping),
                 [("replace", {"PartitionKey": pk, "RowKey": f"{side}_{i}", **row}) for i, row in group],
             )
 
@@ -475,14 +501,16 @@ class CouplingStore:
         pk = _failures_partition(mapping)
         for group in chunks(sorted({i.lower() for i in ids}), TRANSACTION_LIMIT):
             table_wire.submit(
-                self.table, [("delete", {"PartitionKey": pk, "RowKey": f"{side}_{i}"}) for i in group]
+                self.table(mapping),
+                [("delete", {"PartitionKey": pk, "RowKey": f"{side}_{i}"}) for i in group],
             )
 
     def failed_couplings(self, mapping: str) -> list[tuple[str, str]]:
         """(bc id, crm id) of the couplings whose last sync failed (not skipped): retried first."""
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": _failures_partition(mapping), "lo": RETRY, "hi": RETRY[:-1] + "`"}
-        return [(e["RowKey"][len(RETRY) :], e["crm_id"]) for e in table_wire.query(self.table, query, params)]
+        rows = table_wire.query(self.table(mapping), query, params)
+        return [(e["RowKey"][len(RETRY) :], e["crm_id"]) for e in rows]
 
     def has_retries(self, mapping: str, sides: list[str]) -> bool:
         """Whether anything waits for a retry: a failed coupling, or an uncoupled record of ``sides`` whose
@@ -492,7 +520,7 @@ class CouplingStore:
         )
         query = f"PartitionKey eq @pk and ({ranges}) and skipped eq false"
         rows = table_wire.query(
-            self.table, query, {"pk": _failures_partition(mapping)}, select=["RowKey"], top=1
+            self.table(mapping), query, {"pk": _failures_partition(mapping)}, select=["RowKey"], top=1
         )
         return next(rows, None) is not None
 
@@ -501,5 +529,5 @@ class CouplingStore:
         if not include_skipped:
             query += " and skipped eq false"
         params = {"pk": _failures_partition(mapping), "lo": f"{side}_", "hi": f"{side}`"}
-        rows = table_wire.query(self.table, query, params, select=["RowKey"])
+        rows = table_wire.query(self.table(mapping), query, params, select=["RowKey"])
         return [e["RowKey"][len(side) + 1 :] for e in rows]

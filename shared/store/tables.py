@@ -12,11 +12,11 @@ from shared.store.clients import shared_table_service
 
 MAPPINGS = "Mappings"
 MAPPING_STATE = "MappingState"
-COUPLINGS = "Couplings"
+COUPLINGS = "Couplings"  # one table per mapping: Couplings<mapping> (shared.store.couplings)
 RUNS = "Runs"
 JOBS = "Jobs"
 ERRORS = "Errors"
-ALL_TABLES = (MAPPINGS, MAPPING_STATE, COUPLINGS, RUNS, JOBS, ERRORS)
+ALL_TABLES = (MAPPINGS, MAPPING_STATE, RUNS, JOBS, ERRORS)
 
 SYNC_QUEUE = "sync-mappings"
 TRANSACTION_LIMIT = 100  # Table Storage: at most 100 operations per batch, one partition

@@ -1,11 +1,12 @@
 """The Table Storage shapes against real Azurite: one-to-one couplings, ETag-guarded state, jobs, runs."""
 
+import contextlib
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from azure.core.exceptions import ResourceModifiedError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
 from shared.store import table_wire
 from shared.store.couplings import CLAIM_STALE_SECONDS, SHARDS, Coupling, CouplingStore
@@ -57,7 +58,9 @@ def test_one_to_one_holds_under_concurrent_creators(tables):
 def test_a_claim_left_by_a_crash_is_reused_by_its_pair_and_taken_over_when_stale(tables):
     store = CouplingStore(tables)
     crashed = Coupling("CUSTOMER", gid(), gid())
-    table_wire.submit(store.table, [("create", crashed.claim())])  # the crash: claim written, pair not
+    table_wire.submit(
+        store.table("CUSTOMER"), [("create", crashed.claim())]
+    )  # the crash: claim written, pair not
     assert store.get("CUSTOMER", crm_id=crashed.crm_id) is None  # a claim alone couples nothing
     # Another BC record may not take a fresh claim (its coupling may be on its way) ...
     assert not store.create(Coupling("CUSTOMER", gid(), crashed.crm_id))
@@ -67,7 +70,7 @@ def test_a_claim_left_by_a_crash_is_reused_by_its_pair_and_taken_over_when_stale
     # An uncoupling that died between removing the pair and its claim: the claim is old, so it is stale.
     old = Coupling("CUSTOMER", gid(), gid())
     claim = old.claim() | {"claimed_at": "2020-01-01T00:00:00Z"}
-    table_wire.submit(store.table, [("create", claim)])
+    table_wire.submit(store.table("CUSTOMER"), [("create", claim)])
     other = gid()
     assert store.create(Coupling("CUSTOMER", other, old.crm_id))
     assert store.get("CUSTOMER", crm_id=old.crm_id).bc_id == other
@@ -102,7 +105,9 @@ def test_couplings_spread_over_partitions_and_list_pages_through_all(tables):
 
 
 def test_transactions_round_trip_types_and_write_nothing_on_refusal(tables):
-    table = tables.client("Couplings")
+    table = tables.client("WireTest")
+    with contextlib.suppress(ResourceExistsError):
+        table.create_table()
     pk = f"types-{gid()}"
     row = {"PartitionKey": pk, "RowKey": "it's ü", "n": 7, "big": 2**40, "f": 1.5, "b": True, "s": "é"}
     table_wire.submit(table, [("create", row), ("create", {"PartitionKey": pk, "RowKey": "other"})])
@@ -134,7 +139,9 @@ def test_transactions_round_trip_types_and_write_nothing_on_refusal(tables):
 
 
 def test_queries_page_through_continuations_with_typed_values_and_quoted_parameters(tables):
-    table = tables.client("Couplings")
+    table = tables.client("WireTest")
+    with contextlib.suppress(ResourceExistsError):
+        table.create_table()
     pk = f"q'uery-{gid()}"
     rows = [{"PartitionKey": pk, "RowKey": f"r{i:05d}", "n": i, "big": 2**40 + i} for i in range(1234)]
     for i in range(0, len(rows), 100):
