@@ -260,11 +260,27 @@ def modified_cost(stack: Stack, changes_per_side: int = 50) -> tuple[float, int,
     )
 
 
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time used so far by Azurite, the queue workers, the emulators and the rest of the host."""
+    pids = {
+        "azurite": [stack.azurite.proc.pid] if stack.azurite else [],
+        "workers": stack.worker_pids() or [stack.procs["host"].pid],
+        "emulators": [stack.procs[k].pid for k in ("bc", "dataverse") if k in stack.procs],
+    }
+    out = {}
+    for name, group in pids.items():
+        out[name] = sum(sum(psutil.Process(p).cpu_times()[:2]) for p in group)
+    return out
+
+
 def full_sync(stack: Stack, label: str) -> dict:
-    """One full sync through the real path, with peak worker RSS and what the jobs report they used."""
+    """One full sync through the real path, with peak worker RSS, CPU seconds per process group and what
+    the jobs report they used."""
     sampler = RssSampler(stack.worker_pids() or [stack.procs["host"].pid])
     sampler.start()
+    cpu_before = cpu_seconds(stack)
     run, seconds, counts = run_sync(stack, "/api/sync/full", {"after_full_sync": "keep"})
+    cpu = {k: round(v - cpu_before[k], 1) for k, v in cpu_seconds(stack).items()}
     sampler.stop.set()
     processed = sum(j["processed"] for j in run["jobs"])
     used = usage(run)
@@ -279,11 +295,13 @@ def full_sync(stack: Stack, label: str) -> dict:
         "peak_worker_rss_mb": round(sampler.peak / 2**20, 1),
         "table_requests": used["table_requests"],
         "table_entity_ops": used["table_entity_ops"],
+        "cpu_seconds": cpu,
     }
     print(
         f"  {label}: {entry['seconds']} s, {entry['records']} records, {entry['records_per_min']:,}/min, "
         f"{entry['requests']} requests (optimal {entry['optimal_requests']}), {entry['table_entity_ops']} "
-        f"table entity ops in {entry['table_requests']} requests, peak RSS {entry['peak_worker_rss_mb']} MB",
+        f"table entity ops in {entry['table_requests']} requests, peak RSS {entry['peak_worker_rss_mb']} MB, "
+        f"CPU s {cpu}",
         flush=True,
     )
     return entry
@@ -415,11 +433,13 @@ def markdown(r: dict) -> str:
         ("**peak worker RSS**", f"{r['peak_rss_mb']} MB"),
     ]
     for workers, e in r["scale_out"].items():
+        cpu = e.get("cpu_seconds", {})
         rows.append(
             (
                 f"full sync, {workers} worker(s)",
                 f"{e['seconds']} s, {e['records_per_min']:,} records/min, "
-                f"peak RSS {e['peak_worker_rss_mb']} MB",
+                f"peak RSS {e['peak_worker_rss_mb']} MB; CPU s: Azurite {cpu.get('azurite')}, "
+                f"workers {cpu.get('workers')}, emulators {cpu.get('emulators')}",
             )
         )
     for workers in ("2", "4"):

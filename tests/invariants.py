@@ -7,6 +7,8 @@ we created is coupled (no orphans, no twins).
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,12 @@ class Report:
     couplings: int = 0
     violations: list[str] = field(default_factory=list)
     failed_records: int = 0
+    failure_reasons: Counter = field(default_factory=Counter)  # message shapes (ids, values blanked)
+
+    def failed(self, mapping: str, message: str | None) -> None:
+        self.failed_records += 1
+        shape = re.sub(r"'[^']*'", "'…'", re.sub(r"[0-9a-fA-F-]{36}", "<id>", message or "?"))
+        self.failure_reasons[f"{mapping}: {shape[:160]}"] += 1
 
     def add(self, message: str) -> None:
         if len(self.violations) < 200:
@@ -60,9 +68,15 @@ def check(
             if c.crm_id in by_crm:
                 report.add(f"{m.name}: CRM {c.crm_id} coupled twice")
             by_bc[c.bc_id], by_crm[c.crm_id] = c, c
-        failed = set(couplings.failed_uncoupled(m.name, "bc", include_skipped=True))
-        failed |= set(couplings.failed_uncoupled(m.name, "crm", include_skipped=True))
-        report.failed_records += len(failed) + sum(1 for c in pairs if c.last_result != "success")
+        failed: set[str] = set()
+        for side in ("bc", "crm"):
+            ids = couplings.failed_uncoupled(m.name, side, include_skipped=True)
+            for row in couplings.failures(m.name, side, ids).values():
+                report.failed(m.name, row["message"])
+            failed |= set(ids)
+        for c in pairs:
+            if c.last_result != "success":
+                report.failed(m.name, c.last_error)
         sides = []
         if m.allows("to_crm"):
             sides.append(("bc", bc_rows, by_bc, parse(m.bc_filter)))

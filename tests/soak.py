@@ -187,6 +187,7 @@ class Soak:
             "records_checked": report.records_checked,
             "couplings": report.couplings,
             "failed_records": report.failed_records,
+            "failure_reasons": dict(report.failure_reasons.most_common(8)),
             "violations": report.violations,
             "duplicates": sum(1 for v in report.violations if "twice" in v or "orphan" in v),
             "lost": sum(1 for v in report.violations if "not coupled and has no recorded failure" in v),
