@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import uuid
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,6 +38,8 @@ from shared import usage
 from shared.store import table_wire
 from shared.store.table_wire import TransactionFailed
 from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks, iso, now, parse_iso
+
+log = logging.getLogger("store.couplings")
 
 BC, CRM, RETRY = "bc_", "crm_", "retry_"
 SHARDS = 32  # partitions per mapping (changing it orphans stored couplings)
@@ -297,7 +301,15 @@ class CouplingStore:
             c.stored_result = c.last_result
         return [id(c) in created for c in couplings]
 
-    def _bulk(self, items: list[Coupling], key, ops, one) -> list[bool]:
+    def _bulk(
+        self,
+        items: list[Coupling],
+        key: Callable[[Coupling], str],
+        ops: Callable[[Coupling], list[tuple]],
+        one: Callable[[Coupling], bool],
+    ) -> list[bool]:
+        """``ops`` of every item in transactions per partition (``key``); the items of a refused
+        transaction one by one through ``one``. Whether each item got through."""
         per_item = len(ops(items[0])) if items else 1
         groups: dict[str, list[int]] = {}
         for i, c in enumerate(items):
@@ -362,24 +374,45 @@ class CouplingStore:
 
     def save_many(self, couplings: list[Coupling]) -> None:
         """Update existing couplings (both rows of each, in transactions per pair partition) and their
-        retry markers: set before a failure is saved, removed after a success is."""
+        retry markers: set before a failure is saved, removed after a success is. A coupling removed
+        meanwhile (uncoupled while its slice ran) stays removed: updates never create rows."""
         failing = [c for c in couplings if c.last_result == "failed" and c.stored_result != "failed"]
-        recovered = [c for c in couplings if c.last_result != "failed" and c.stored_result == "failed"]
         self._markers("replace", failing)
         groups: dict[str, list[Coupling]] = {}
         for c in couplings:
             groups.setdefault(c.partition, []).append(c)
-        batches = [
-            [("replace", r) for c in g for r in c.rows()]
-            for group in groups.values()
-            for g in chunks(group, TRANSACTION_LIMIT // 2)
-        ]
-        failed = next((f for f in self._transactions(batches) if f is not None), None)
-        if failed is not None:
-            raise failed
-        self._markers("delete", recovered)
-        for c in couplings:
+        batches = [g for group in groups.values() for g in chunks(group, TRANSACTION_LIMIT // 2)]
+        gone: set[int] = set()
+        for group, refused in zip(
+            batches, self._transactions([self._updates(g) for g in batches]), strict=True
+        ):
+            if refused is not None:
+                gone |= self._save_one_by_one(group, refused)
+        if gone:
+            log.info("%d coupling(s) were removed while being synced; not saved", len(gone))
+        self._markers("delete", [c for c in failing if id(c) in gone])
+        saved = [c for c in couplings if id(c) not in gone]
+        self._markers(
+            "delete", [c for c in saved if c.last_result != "failed" and c.stored_result == "failed"]
+        )
+        for c in saved:
             c.stored_result = c.last_result
+
+    @staticmethod
+    def _updates(couplings: list[Coupling]) -> list[tuple]:
+        return [("update", r) for c in couplings for r in c.rows()]
+
+    def _save_one_by_one(self, group: list[Coupling], refused: TransactionFailed) -> set[int]:
+        """A transaction of updates was refused: redo it a coupling at a time; the couplings gone."""
+        if refused.status != 404:
+            raise refused
+        gone = set()
+        for c, failed in zip(group, self._transactions([self._updates([c]) for c in group]), strict=True):
+            if failed is not None and failed.status != 404:
+                raise failed
+            if failed is not None:
+                gone.add(id(c))
+        return gone
 
     @staticmethod
     def _marker(partition: str, c: Coupling) -> dict[str, Any]:
@@ -506,11 +539,16 @@ class CouplingStore:
             )
 
     def failed_couplings(self, mapping: str) -> list[tuple[str, str]]:
-        """(bc id, crm id) of the couplings whose last sync failed (not skipped): retried first."""
+        """(bc id, crm id) of the couplings whose last sync failed (not skipped): retried first. A marker
+        whose coupling is gone or no longer failed (a crash between the two writes) is dropped here."""
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": _failures_partition(mapping), "lo": RETRY, "hi": RETRY[:-1] + "`"}
         rows = table_wire.query(self.table(mapping), query, params)
-        return [(e["RowKey"][len(RETRY) :], e["crm_id"]) for e in rows]
+        marked = [(e["RowKey"][len(RETRY) :], e["crm_id"]) for e in rows]
+        found = self.by_bc(mapping, [bc_id for bc_id, _ in marked])
+        failed = {bc_id for bc_id, c in found.items() if c.last_result == "failed"}
+        self._markers("delete", [Coupling(mapping, b, c) for b, c in marked if b not in failed])
+        return [(bc_id, crm_id) for bc_id, crm_id in marked if bc_id in failed]
 
     def has_retries(self, mapping: str, sides: list[str]) -> bool:
         """Whether anything waits for a retry: a failed coupling, or an uncoupled record of ``sides`` whose

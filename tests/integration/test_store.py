@@ -173,6 +173,19 @@ def test_retry_markers_follow_the_last_result(tables):
     store.save_many([ok, skipped])
     store.delete(gone)
     assert store.failed_couplings("CUSTOMER") == [] and not store.has_retries("CUSTOMER", ["bc", "crm"])
+    # A marker a crash left behind (its coupling is gone, or no longer failed) is dropped when read.
+    crashed = Coupling("CUSTOMER", gid(), gid(), last_result="failed")
+    store._markers("replace", [crashed, ok])
+    assert store.has_retries("CUSTOMER", ["bc"]) and store.failed_couplings("CUSTOMER") == []
+    assert not store.has_retries("CUSTOMER", ["bc"])
+    # Saving a coupling that was uncoupled meanwhile neither brings it back nor leaves a marker.
+    late = Coupling("CUSTOMER", gid(), gid())
+    assert store.create(late)
+    loaded = store.get("CUSTOMER", bc_id=late.bc_id)
+    store.delete(late)
+    loaded.last_result = "failed"
+    store.save_many([loaded])
+    assert store.get("CUSTOMER", bc_id=late.bc_id) is None and not store.has_retries("CUSTOMER", ["bc"])
     # Failed creates of uncoupled records count too, on the sides asked about, unless skipped.
     store.save_failures("CUSTOMER", "crm", {gid(): {"message": "x", "failures": 1, "skipped": False}})
     assert store.has_retries("CUSTOMER", ["crm"]) and not store.has_retries("CUSTOMER", ["bc"])
