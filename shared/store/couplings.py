@@ -1,4 +1,4 @@
-"""The Couplings table: which BC record is coupled to which CRM record, per mapping.
+"""The coupling tables: which BC record is coupled to which CRM record, one table per mapping.
 
 A mapping's couplings are spread over ``SHARDS`` partitions by a hash of the BC id — one partition
 per mapping would cap it at one partition's throughput in Azure (~2,000 entities/s) and makes Azurite
@@ -47,9 +47,7 @@ CLAIM_STALE_SECONDS = 3600  # a claim without its pair this old was left by a cr
 PENDING_IDS = 800  # ids per journal row: 800 GUIDs fit the 32K-character limit of a string property
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="couplings")
 _WRITERS = 4  # concurrent transactions (different partitions) of one bulk write
-
-
-POINT_READS_MAX = 400
+POINT_READS_MAX = 400  # up to this many scattered ids are read one by one rather than by a range
 
 
 def _span(lo: str, hi: str) -> float:
