@@ -110,6 +110,10 @@ class ServiceClient:
                     response = self.http.request(
                         method, url, json=json, content=content, headers=request_headers, params=params
                     )
+                # httpx links a response and its stream both ways: the body (megabytes for a page) would
+                # wait for the cyclic GC, which seldom runs in a process holding large indexes. The body
+                # is read by now, so break the cycle.
+                response.stream = httpx.ByteStream(response.content)
             except NETWORK_ERRORS as exc:
                 wait = self._backoff(attempt)
                 if not self._may_retry(attempt, started, wait):
