@@ -64,14 +64,10 @@ def carry(fn: Callable[..., T]) -> Callable[..., T]:
     return run
 
 
-def _parts(request: Any) -> int:
-    info = getattr(request, "multipart_mixed_info", None)
-    return sum(_parts(r) for r in info[0]) if info else 1
-
-
 def table_request_hook(pipeline_request: Any) -> None:
-    """azure-core ``raw_request_hook`` (runs per attempt): a $batch counts once per entity it holds."""
-    table_batch(_parts(pipeline_request.http_request))
+    """azure-core ``raw_request_hook`` (runs per attempt): one entity operation per request. The
+    engine's $batch requests (shared.store.table_wire) pass their own hook, counting every entity."""
+    table_batch(1)
 
 
 def table_batch(entity_ops: int) -> None:

@@ -74,6 +74,10 @@ def _pairs_range(mapping: str) -> dict[str, str]:
     return {"plo": f"{mapping}|p00", "phi": f"{mapping}|p{SHARDS - 1:02d}"}
 
 
+def _mapping_of(partition: str) -> str:
+    return partition.rpartition("|")[0]
+
+
 def _journal_partition(mapping: str) -> str:
     return f"{mapping}|journal"
 
@@ -139,7 +143,7 @@ class Coupling:
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> Coupling:
         data = {k: v for k, v in entity.items() if k in _STORED}
-        data["mapping"] = entity["PartitionKey"].rpartition("|")[0]
+        data["mapping"] = _mapping_of(entity["PartitionKey"])
         data["bc_hashes"] = json.loads(entity.get("bc_hashes") or "{}")
         data["crm_hashes"] = json.loads(entity.get("crm_hashes") or "{}")
         return cls(**data, stored_result=data.get("last_result", "success"))
@@ -185,7 +189,7 @@ class CouplingStore:
 
     def _row(self, partition: str, row_key: str) -> dict[str, Any] | None:
         try:
-            return self.table(partition.rpartition("|")[0]).get_entity(partition, row_key)
+            return self.table(_mapping_of(partition)).get_entity(partition, row_key)
         except ResourceNotFoundError:
             return None
 
@@ -266,7 +270,7 @@ class CouplingStore:
 
         def run(ops: list[tuple]) -> TransactionFailed | None:
             try:
-                table_wire.submit(self.table(ops[0][1]["PartitionKey"].rpartition("|")[0]), ops)
+                table_wire.submit(self.table(_mapping_of(ops[0][1]["PartitionKey"])), ops)
                 return None
             except TransactionFailed as exc:
                 return exc
@@ -450,15 +454,24 @@ class CouplingStore:
         params = {"lo": f"{mapping}|", "hi": f"{mapping}}}"}
         for e in table_wire.query(self.table(mapping), query, params, select=["PartitionKey", "RowKey"]):
             rows.setdefault(e["PartitionKey"], []).append(e["RowKey"])
-        self._transactions(
+        refused = self._transactions(
             [
                 [("delete", {"PartitionKey": pk, "RowKey": k}) for k in group]
                 for pk, keys in rows.items()
                 for group in chunks(keys, TRANSACTION_LIMIT)
             ]
         )
-        pairs = [pk for pk in rows if pk.rpartition("|")[2].startswith("p")]
-        return sum(1 for pk in pairs for k in rows[pk] if k.startswith(BC))
+        failed = next((f for f in refused if f is not None), None)
+        if failed is not None:
+            raise failed
+        pairs = _pairs_range(mapping)
+        return sum(
+            1
+            for pk, keys in rows.items()
+            if pairs["plo"] <= pk <= pairs["phi"]
+            for k in keys
+            if k.startswith(BC)
+        )
 
     # --- pending-create journal (BC creates) ---------------------------------------------------
     # One row per batch of up to PENDING_IDS ids (not per record): Table Storage charges per entity, and
