@@ -39,6 +39,8 @@ param bcCompanyId string = ''
 
 @description('Business Central web client base URL (the CRM ribbon button redirects there).')
 param bcWebClientUrl string = 'https://businesscentral.dynamics.com'
+@description('API root per BC entity beyond v2.0, e.g. resources=bcsync/crm/v1.0 once bc-extension is published.')
+param bcApiRoots string = ''
 
 @description('NCRONTAB (6 fields, seconds first) of the scheduled modified sync.')
 param syncSchedule string = '0 */30 * * * *'
@@ -123,6 +125,7 @@ module api './app/api.bicep' = {
     bcEnvironment: bcEnvironment
     bcCompanyId: bcCompanyId
     bcWebClientUrl: bcWebClientUrl
+    bcApiRoots: bcApiRoots
     portalAuthMode: portalAuthMode
   }
 }

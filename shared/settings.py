@@ -8,6 +8,7 @@ settings are checked against this list by tests, so a new setting must be added 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -91,6 +92,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BC_BATCH_SIZE", "100", "Operations per JSON $batch request (max 100)."),
     Setting("BC_MAX_CONCURRENCY", "5", "Concurrent requests per process (service limit 5)."),
     Setting(
+        "BC_API_ROOTS",
+        "",
+        "API root per BC entity beyond standard v2.0, e.g. resources=bcsync/crm/v1.0 (the project's API page,"
+        " see bc-extension/); an entity v2.0 lacks and not listed here leaves its mapping not configured.",
+    ),
+    Setting(
         "BC_WEB_CLIENT_URL",
         "https://businesscentral.dynamics.com",
         "BC web client base URL; the CRM ribbon button redirects there.",
@@ -147,6 +154,22 @@ def _int(env: Mapping[str, str], name: str, low: int, high: int) -> int:
     return value
 
 
+_API_ROOT = re.compile(r"^(v2\.0|[A-Za-z0-9]+/[A-Za-z0-9]+/v[0-9]+\.[0-9]+)$")
+
+
+def _api_roots(raw: str) -> dict[str, str]:
+    """``entity=publisher/group/version`` pairs, comma separated (v2.0 for the standard root)."""
+    roots: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        entity, sep, root = (x.strip() for x in item.partition("="))
+        if not sep or not entity or not _API_ROOT.match(root):
+            raise SettingsError(
+                f"BC_API_ROOTS: {item!r} is not entity=publisher/group/version (or entity=v2.0)"
+            )
+        roots[entity] = root
+    return roots
+
+
 @dataclass(frozen=True)
 class StorageSettings:
     connection_string: str
@@ -181,6 +204,7 @@ class Settings:
     bc_page_size: int
     bc_batch_size: int
     bc_max_concurrency: int
+    bc_api_roots: dict[str, str]
     bc_web_client_url: str
     http_timeout_seconds: int
     http_max_attempts: int
@@ -233,6 +257,7 @@ class Settings:
             bc_page_size=_int(env, "BC_PAGE_SIZE", 1, 20000),
             bc_batch_size=_int(env, "BC_BATCH_SIZE", 1, 100),
             bc_max_concurrency=_int(env, "BC_MAX_CONCURRENCY", 1, 5),
+            bc_api_roots=_api_roots(_get(env, "BC_API_ROOTS")),
             bc_web_client_url=_get(env, "BC_WEB_CLIENT_URL").rstrip("/"),
             http_timeout_seconds=_int(env, "HTTP_TIMEOUT_SECONDS", 1, 600),
             http_max_attempts=_int(env, "HTTP_MAX_ATTEMPTS", 1, 50),

@@ -20,6 +20,8 @@ param bcApiUrl string
 param bcEnvironment string
 param bcCompanyId string
 param bcWebClientUrl string
+@description('API root per BC entity beyond v2.0, e.g. resources=bcsync/crm/v1.0 once bc-extension is published.')
+param bcApiRoots string = ''
 param portalAuthMode string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -115,6 +117,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       BC_PAGE_SIZE: '5000'
       BC_BATCH_SIZE: '100'
       BC_MAX_CONCURRENCY: '5'
+      BC_API_ROOTS: bcApiRoots
       BC_WEB_CLIENT_URL: bcWebClientUrl
       // HTTP behaviour of both connectors
       HTTP_TIMEOUT_SECONDS: '60'
