@@ -82,6 +82,11 @@ SETTINGS: tuple[Setting, ...] = (
         "DATAVERSE_BULK_SIZE", "1000", "Records per UpsertMultiple/CreateMultiple/UpdateMultiple (max 1000)."
     ),
     Setting("DATAVERSE_MAX_CONCURRENCY", "52", "Concurrent requests per process (service limit 52)."),
+    Setting(
+        "DATAVERSE_APP_URL",
+        "",
+        "Base URL of the model-driven app the portal links records to (main.aspx); empty = DATAVERSE_URL.",
+    ),
     # Business Central
     Setting("BC_API_URL", "https://api.businesscentral.dynamics.com", "Business Central API host."),
     Setting("BC_TENANT_ID", "", "BC tenant (Entra tenant id); empty = ENTRA_TENANT_ID."),
@@ -196,6 +201,7 @@ class Settings:
     dataverse_page_size: int
     dataverse_bulk_size: int
     dataverse_max_concurrency: int
+    dataverse_app_url: str
     bc_api_url: str
     bc_tenant_id: str
     bc_environment: str
@@ -249,6 +255,7 @@ class Settings:
             dataverse_page_size=_int(env, "DATAVERSE_PAGE_SIZE", 1, 5000),
             dataverse_bulk_size=_int(env, "DATAVERSE_BULK_SIZE", 1, 1000),
             dataverse_max_concurrency=_int(env, "DATAVERSE_MAX_CONCURRENCY", 1, 52),
+            dataverse_app_url=_get(env, "DATAVERSE_APP_URL").rstrip("/") or dataverse_url,
             bc_api_url=_get(env, "BC_API_URL").rstrip("/"),
             bc_tenant_id=_get(env, "BC_TENANT_ID") or tenant,
             bc_environment=_get(env, "BC_ENVIRONMENT"),

@@ -108,6 +108,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       DATAVERSE_PAGE_SIZE: '5000'
       DATAVERSE_BULK_SIZE: '1000'
       DATAVERSE_MAX_CONCURRENCY: '52'
+      DATAVERSE_APP_URL: ''
       // Business Central
       BC_API_URL: bcApiUrl
       BC_TENANT_ID: ''
