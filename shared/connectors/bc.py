@@ -1,4 +1,10 @@
-"""Business Central API v2.0 client: companies, paging, CRUD with ETags, JSON $batch."""
+"""Business Central API client: companies, paging, CRUD with ETags, JSON $batch.
+
+Each entity is addressed at its API root: standard ``api/v2.0``, or a custom API page's
+``api/<publisher>/<group>/<version>`` (BC_API_ROOTS) for what v2.0 lacks (resources; salespeople
+before BC 26.1). Pages are capped at 20,000 records, BC online's largest ``odata.maxpagesize``
+(Server-Driven-Paging-in-OData-Web-Services).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,17 @@ from urllib.parse import quote, urlencode
 
 from shared import usage
 from shared.connectors.dataverse import Page, iter_pages
-from shared.connectors.errors import ConnectorError, NotFound, Throttled, Transient, parse_error
+from shared.connectors.errors import (
+    ConnectorError,
+    NotConfigured,
+    NotFound,
+    Throttled,
+    Transient,
+    parse_error,
+)
 from shared.connectors.http import Connector, ServiceClient, retry_after_seconds
 from shared.connectors.odata import guid, query_params
+from shared.contracts import STANDARD_API, bc_entities
 from shared.settings import Settings, get_settings
 
 
@@ -33,12 +47,16 @@ class BatchResult:
     error: ConnectorError | None = None
 
 
+MAX_PAGE_SIZE = 20_000
+
+
 class BcClient(Connector):
     def __init__(self, settings: Settings | None = None, tokens=None):
         self.settings = settings or get_settings()
         s = self.settings
         tenant, env = quote(s.bc_tenant_id, safe=""), quote(s.bc_environment, safe="")
-        self.root = f"{s.bc_api_url}/v2.0/{tenant}/{env}/api/v2.0"
+        self.api_base = f"{s.bc_api_url}/v2.0/{tenant}/{env}/api"
+        self.root = f"{self.api_base}/{STANDARD_API}"
         self.http = ServiceClient(
             "bc", s, s.bc_scope, s.bc_max_concurrency, tokens, headers={"Accept": "application/json"}
         )
@@ -69,8 +87,25 @@ class BcClient(Connector):
     def company_name(self) -> str:
         return self._the_company().get("name") or self._the_company().get("displayName") or ""
 
+    def api_root(self, entity: str) -> str | None:
+        """The API root (``v2.0`` or publisher/group/version) serving ``entity``; None: not configured."""
+        configured = self.settings.bc_api_roots.get(entity)
+        if configured:
+            return configured
+        contract = bc_entities().get(entity)
+        return STANDARD_API if contract is None or contract.standard else None
+
+    def configured(self, entity: str) -> bool:
+        return self.api_root(entity) is not None
+
+    def _root_url(self, entity: str) -> str:
+        root = self.api_root(entity)
+        if root is None:
+            raise NotConfigured(entity)
+        return f"{self.api_base}/{root}"
+
     def _url(self, entity: str, id: str | None = None) -> str:
-        url = f"{self.root}/companies({self.company_id})/{entity}"
+        url = f"{self._root_url(entity)}/companies({self.company_id})/{entity}"
         return f"{url}({guid(id)})" if id else url
 
     # --- reads ---------------------------------------------------------------------------------------
@@ -84,14 +119,20 @@ class BcClient(Connector):
         page_size: int | None = None,
         next_link: str | None = None,
     ) -> Page:
-        headers = {"Prefer": f"odata.maxpagesize={page_size or self.settings.bc_page_size}"}
+        size = min(page_size or self.settings.bc_page_size, MAX_PAGE_SIZE)
+        headers = {"Prefer": f"odata.maxpagesize={size}"}
         if next_link:
             response = self.http.request("GET", next_link, kind="read", headers=headers)
         else:
             params = query_params(select, filter, orderby)
-            response = self.http.request(
-                "GET", self._url(entity), kind="read", headers=headers, params=params
-            )
+            try:
+                response = self.http.request(
+                    "GET", self._url(entity), kind="read", headers=headers, params=params
+                )
+            except NotFound:
+                # The company was found, so a 404 for a whole entity set means this BC has no such
+                # endpoint (salespeoplePurchasers before BC 26.1, an API page not published).
+                raise NotConfigured(entity) from None
         body = response.json()
         return Page(body.get("value", []), body.get("@odata.nextLink"))
 
@@ -106,7 +147,15 @@ class BcClient(Connector):
 
     # --- writes --------------------------------------------------------------------------------------
     def create(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST; a body ``id`` becomes the record's SystemId (API v2.0 accepts it: transition-to-api-v2.0),
+        so a repeated create of the same id answers Duplicate instead of making a twin."""
         return self.http.request("POST", self._url(entity), kind="write", json=body).json()
+
+    def company_information(self) -> dict[str, Any]:
+        """The company's information; ``currencyCode`` is its local currency (LCY)."""
+        url = f"{self.root}/companies({self.company_id})/companyInformation"
+        rows = self.http.request("GET", url, kind="read").json().get("value", [])
+        return rows[0] if rows else {}
 
     def update(self, entity: str, id: str, body: dict[str, Any], etag: str = "*") -> dict[str, Any]:
         """PATCH with If-Match: a stale ETag raises Conflict (409 Request_EntityChanged)."""
@@ -121,12 +170,23 @@ class BcClient(Connector):
         if not ops:
             return []
         size = self.settings.bc_batch_size
-        chunks = [ops[i : i + size] for i in range(0, len(ops), size)]
+        by_root: dict[str, list[int]] = {}
+        for i, op in enumerate(ops):
+            by_root.setdefault(self._root_url(op.entity), []).append(i)
+        chunks = [(root, ix[i : i + size]) for root, ix in by_root.items() for i in range(0, len(ix), size)]
         workers = max(1, min(len(chunks), self.settings.bc_max_concurrency))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return [r for chunk in pool.map(usage.carry(self._batch_chunk), chunks) for r in chunk]
+        results: list[BatchResult | None] = [None] * len(ops)
 
-    def _batch_chunk(self, ops: list[BatchOp]) -> list[BatchResult]:
+        def send(chunk: tuple[str, list[int]]) -> None:
+            root, indexes = chunk
+            for i, r in zip(indexes, self._batch_chunk(root, [ops[i] for i in indexes]), strict=True):
+                results[i] = r
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(usage.carry(send), chunks))
+        return results  # type: ignore[return-value]
+
+    def _batch_chunk(self, root: str, ops: list[BatchOp]) -> list[BatchResult]:
         results: list[BatchResult | None] = [None] * len(ops)
         pending = list(range(len(ops)))
         company = f"companies({self.company_id})"
@@ -144,9 +204,7 @@ class BcClient(Connector):
                 if op.body is not None:
                     request["body"] = op.body
                 requests.append(request)
-            response = self.http.request(
-                "POST", f"{self.root}/$batch", kind="batch", json={"requests": requests}
-            )
+            response = self.http.request("POST", f"{root}/$batch", kind="batch", json={"requests": requests})
             throttled, wait = [], 0.0
             for answer in response.json().get("responses", []):
                 i, status = int(answer["id"]), int(answer["status"])

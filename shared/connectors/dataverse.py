@@ -1,4 +1,9 @@
-"""Dataverse Web API v9.2 client: paging, change tracking, CRUD with upsert semantics, bulk writes."""
+"""Dataverse Web API v9.2 client: paging, change tracking, CRUD with upsert semantics, bulk writes.
+
+Bulk writes use CreateMultiple/UpdateMultiple/UpsertMultiple where the table supports them
+(shared/contracts/dataverse.json ``messages``, from each table's reference page) and one request per
+record elsewhere; a refused bulk request is bisected to name the records it refused.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from shared import usage
 from shared.connectors.errors import ConnectorError, Duplicate, NotFound, PreconditionFailed
 from shared.connectors.http import Connector, ServiceClient
 from shared.connectors.odata import guid, query_params
+from shared.contracts import dataverse_tables
 from shared.settings import Settings, get_settings
 
 
@@ -161,6 +167,13 @@ class DataverseClient(Connector):
         except NotFound:
             return None
 
+    def organization(self) -> dict[str, Any]:
+        """The organization row: base currency (``_basecurrencyid_value``), change-tracking expiry."""
+        select = "organizationid,_basecurrencyid_value,expirechangetrackingindays"
+        rows = self.http.request("GET", f"{self.base}/organizations", kind="read",
+                                 params={"$select": select}).json().get("value", [])  # fmt: skip
+        return rows[0] if rows else {}
+
     def whoami(self) -> str:
         """The integration (application) user's systemuserid: our own writes carry it as modifier."""
         if self._whoami is None:
@@ -195,6 +208,9 @@ class DataverseClient(Connector):
 
     # --- bulk writes ---------------------------------------------------------------------------------
     def _bulk(self, action: str, entity_set: str, logical_name: str, records: list[dict[str, Any]]):
+        table = dataverse_tables().get(entity_set)
+        if table is not None and not table.supports(action):
+            return self._one_by_one(action, entity_set, f"{logical_name}id", records)
         size = self.settings.dataverse_bulk_size
         key = f"{logical_name}id"
         chunks = [list(range(i, min(i + size, len(records)))) for i in range(0, len(records), size)]
@@ -223,6 +239,28 @@ class DataverseClient(Connector):
         return self._bulk_chunk(
             action, entity_set, logical_name, key, records, indexes[:half]
         ) + self._bulk_chunk(action, entity_set, logical_name, key, records, indexes[half:])
+
+    def _one_by_one(self, action: str, entity_set: str, key: str, records: list[dict[str, Any]]):
+        """Tables without the bulk message (transactioncurrency, uom: see their reference pages) get one
+        PATCH per record — an upsert, or an update (If-Match: *) — a few at a time."""
+
+        def send(i: int) -> RecordResult:
+            body = {k: v for k, v in records[i].items() if k != key}
+            headers = {"If-Match": "*"} if action == "UpdateMultiple" else {}
+            if action == "CreateMultiple":
+                headers = {"If-None-Match": "*"}
+            try:
+                self.http.request("PATCH", self._key_url(entity_set, records[i][key]), kind="write",
+                                  json=body, headers=headers)  # fmt: skip
+            except ConnectorError as exc:
+                if exc.status is None or exc.status >= 500 or exc.status == 429:
+                    raise
+                return RecordResult(i, records[i].get(key), False, exc)
+            return RecordResult(i, records[i].get(key), True)
+
+        workers = max(1, min(len(records), self.settings.dataverse_max_concurrency, 4))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(usage.carry(send), range(len(records))))
 
     def upsert_multiple(
         self, entity_set: str, logical_name: str, records: list[dict[str, Any]]

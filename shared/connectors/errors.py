@@ -46,6 +46,20 @@ class BadRequest(ConnectorError):
     pass
 
 
+class NotConfigured(ConnectorError):
+    """The entity has no API root here: v2.0 lacks it and BC_API_ROOTS does not name one."""
+
+    def __init__(self, entity: str):
+        super().__init__(
+            "bc",
+            None,
+            "NotConfigured",
+            f"Business Central API v2.0 has no {entity!r}: publish the project's API page (bc-extension/) "
+            f"and set BC_API_ROOTS={entity}=bcsync/crm/v1.0",
+        )
+        self.entity = entity
+
+
 DUPLICATE_CODES = {"0x80040237", "Internal_EntityWithSameKeyExists", "0x80040333"}
 
 

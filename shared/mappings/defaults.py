@@ -1,4 +1,4 @@
-"""The seven default integration table mappings (DESIGN §5), as declarative data."""
+"""The seven default integration table mappings, as declarative data (after BC's CDS Setup Defaults)."""
 
 from __future__ import annotations
 
@@ -23,23 +23,26 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
         "fields": [
             _f("code", "isocurrencycode", TO, match_priority=1),
             _f("displayName", "currencyname", TO),
-            _f("symbol", "currencysymbol", TO),
-            _f(None, "exchangerate", TO, constant=1.0),
-            _f(None, "currencyprecision", TO, constant=2),
+            _f("symbol", "currencysymbol", TO, transform="or_code"),
+            # FCY per unit of the Dataverse base currency, as BC's GetCRMLCYToFCYExchangeRate computes it.
+            _f("code", "exchangerate", TO, transform="exchange_rate"),
+            _f("amountDecimalPlaces", "currencyprecision", TO, transform="decimal_places"),
         ],
     },
     {
         "name": "SALESPEOPLE",
-        "bc_entity": "salespeople",
+        "bc_entity": "salespeoplePurchasers",
         "crm_entity": "systemusers",
         "direction": FROM,
         # Enabled, licensed, interactive users: application users (the integration user) are accessmode 4.
         "crm_filter": "isdisabled eq false and islicensed eq true and accessmode ne 4",
         "bc_ref_field": "code",
         "fields": [
-            _f("name", "fullname", FROM),
+            _f("displayName", "fullname", FROM),
             _f("email", "internalemailaddress", FROM, match_priority=1),
-            _f("phoneNumber", "mobilephone", FROM),
+            _f("phoneNo", "mobilephone", FROM),
+            # Code is the key, required and without a number series: made from the name once, at create.
+            _f("code", "fullname", FROM, transform="new_code"),
         ],
     },
     {
@@ -95,17 +98,20 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
         "crm_entity": "contacts",
         "direction": BOTH,
         "depends_on": ["CUSTOMER"],
-        "bc_filter": "type eq 'Person' and companyNumber ne ''",
+        # Persons of a customer company: BC gives a person its company's business relation, so persons
+        # of vendors, of companies that are both, or without a company stay out.
+        "bc_filter": "type eq 'Person' and contactBusinessRelation eq 'Customer'",
         "crm_filter": "statecode eq 0 and _parentcustomerid_value ne null",
         "fields": [
             _f("email", "emailaddress1", match_priority=1),
-            _f("firstName", "firstname", match_priority=2),
-            _f("surname", "lastname", match_priority=2),
+            _f("displayName", "fullname", transform="person_name", match_priority=2),
+            # companyNumber is the company contact's number; its Customer business relation names the
+            # customer (contactsInformation), whose coupling names the account.
             _f(
                 "companyNumber",
                 "parentcustomerid",
                 lookup="CUSTOMER",
-                bc_lookup_key="number",
+                bc_lookup_key="companyContact",
                 match_priority=2,
             ),
             _f("phoneNumber", "telephone1"),
@@ -120,22 +126,33 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
         "crm_entity": "products",
         "direction": TO,
         "depends_on": ["UNIT OF MEASURE"],
-        "bc_filter": "blocked eq false",
         "crm_filter": "producttypecode eq 3",
         "bc_ref_field": "number",
         "fields": [
             _f("number", "productnumber", TO, match_priority=1),
-            _f("name", "name", TO),
+            _f("displayName", "name", TO),
             _f("unitPrice", "price", TO),
             _f("unitCost", "standardcost", TO),
             _f(
-                "baseUnitOfMeasureId",
+                "baseUnitOfMeasureCode",
                 "defaultuomscheduleid",
                 TO,
                 lookup="UNIT OF MEASURE",
+                bc_lookup_key="code",
                 clear_on_fail=True,
             ),
+            _f(
+                "baseUnitOfMeasureCode",
+                "defaultuomid",
+                TO,
+                lookup="UNIT OF MEASURE",
+                bc_lookup_key="code",
+                clear_on_fail=True,
+                transform="base_uom",
+            ),
+            _f("blocked", "statecode", TO, transform="product_state"),
             _f(None, "producttypecode", TO, constant=3),
+            _f(None, "quantitydecimal", TO, constant=2),
         ],
     },
     {
@@ -144,7 +161,6 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
         "crm_entity": "products",
         "direction": BOTH,
         "depends_on": ["UNIT OF MEASURE"],
-        "bc_filter": "blocked eq false",
         "crm_filter": "producttypecode eq 1",
         "bc_ref_field": "number",
         "fields": [
@@ -152,9 +168,22 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
             _f("displayName", "name"),
             _f("unitPrice", "price", TO),
             _f("unitCost", "standardcost", TO),
+            _f("unitCost", "currentcost", TO),
             _f("inventory", "quantityonhand", TO),
             _f("baseUnitOfMeasureId", "defaultuomscheduleid", lookup="UNIT OF MEASURE", clear_on_fail=True),
+            _f(
+                "baseUnitOfMeasureId",
+                "defaultuomid",
+                TO,
+                lookup="UNIT OF MEASURE",
+                clear_on_fail=True,
+                transform="base_uom",
+            ),
+            # A blocked item retires its product, unblocking activates it again (BC's CRMSynchHelper).
+            _f("blocked", "statecode", TO, transform="product_state"),
             _f(None, "producttypecode", TO, constant=1),
+            # BC's CRM Setup Defaults GetProductQuantityPrecision.
+            _f(None, "quantitydecimal", TO, constant=2),
             _f("type", None, FROM, constant="Inventory"),
         ],
     },

@@ -1,36 +1,22 @@
 """The entities a mapping may name, and their fields (validation of mappings and filters).
 
-BC API v2.0 entities (plus the salespeople/resources API extension) and Dataverse entity sets. A
-mapping naming a field that is not listed here is rejected with a clear error.
+Derived from the services' contracts in ``shared/contracts``: BC entity sets (standard API v2.0 and the
+project's own API pages) and Dataverse tables. A mapping naming a field that is not listed is rejected
+with a clear error.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.contracts import bc_entities, dataverse_tables
+
 BC_COMMON = ("id", "lastModifiedDateTime")
+LOOKUP_TYPES = ("Lookup", "Owner", "Customer")
+
 BC_ENTITIES: dict[str, tuple[str, ...]] = {
-    "currencies": ("code", "displayName", "symbol", "amountDecimalPlaces"),
-    "salespeople": ("code", "name", "email", "phoneNumber", "blocked"),
-    "unitsOfMeasure": ("code", "displayName", "internationalStandardCode"),
-    "customers": (
-        "number", "displayName", "type", "addressLine1", "addressLine2", "city", "state", "country",
-        "postalCode", "phoneNumber", "email", "website", "salespersonCode", "creditLimit", "currencyId",
-        "currencyCode", "blocked",
-    ),
-    "contacts": (
-        "number", "type", "displayName", "firstName", "surname", "jobTitle", "companyNumber", "companyName",
-        "email", "phoneNumber", "mobilePhoneNumber",
-    ),
-    "items": (
-        "number", "displayName", "type", "blocked", "unitPrice", "unitCost", "inventory",
-        "baseUnitOfMeasureId", "baseUnitOfMeasureCode",
-    ),
-    "resources": (
-        "number", "name", "type", "blocked", "unitPrice", "unitCost", "baseUnitOfMeasureId",
-        "baseUnitOfMeasureCode",
-    ),
-}  # fmt: skip
+    name: tuple(p for p in entity.properties if p not in BC_COMMON) for name, entity in bc_entities().items()
+}
 
 
 @dataclass(frozen=True)
@@ -51,69 +37,25 @@ class CrmEntity:
         return set(self.fields) | common | lookups | set(self.lookups)
 
 
-CRM_ENTITIES: dict[str, CrmEntity] = {
-    e.entity_set: e
-    for e in (
-        CrmEntity(
-            "transactioncurrencies",
-            "transactioncurrency",
-            ("isocurrencycode", "currencyname", "currencysymbol", "exchangerate", "currencyprecision"),
-        ),
-        CrmEntity(
-            "systemusers",
-            "systemuser",
-            (
-                "fullname",
-                "firstname",
-                "lastname",
-                "internalemailaddress",
-                "mobilephone",
-                "isdisabled",
-                "islicensed",
-                "accessmode",
-                "applicationid",
-                "azureactivedirectoryobjectid",
-            ),
-        ),  # fmt: skip
-        CrmEntity("uomschedules", "uomschedule", ("name", "baseuomname", "description")),
-        CrmEntity(
-            "accounts",
-            "account",
-            (
-                "name",
-                "accountnumber",
-                "address1_line1",
-                "address1_line2",
-                "address1_city",
-                "address1_stateorprovince",
-                "address1_country",
-                "address1_postalcode",
-                "telephone1",
-                "emailaddress1",
-                "websiteurl",
-                "creditlimit",
-                "customertypecode",
-            ),
-            {
-                "transactioncurrencyid": ("transactioncurrencyid", "transactioncurrencies"),
-                "ownerid": ("ownerid", "systemusers"),
-                "parentaccountid": ("parentaccountid", "accounts"),
-            },
-        ),  # fmt: skip
-        CrmEntity(
-            "contacts",
-            "contact",
-            ("firstname", "lastname", "fullname", "emailaddress1", "telephone1", "mobilephone", "jobtitle"),
-            {"parentcustomerid": ("parentcustomerid_account", "accounts")},
-        ),
-        CrmEntity(
-            "products",
-            "product",
-            ("name", "productnumber", "price", "standardcost", "quantityonhand", "producttypecode"),
-            {"defaultuomscheduleid": ("defaultuomscheduleid", "uomschedules")},
-        ),
-    )
-}
+def _crm_entities() -> dict[str, CrmEntity]:
+    tables = dataverse_tables()
+    set_of = {t.logical_name: t.entity_set for t in tables.values()}
+    out = {}
+    for entity_set, table in tables.items():
+        lookups, fields = {}, []
+        for name, prop in table.properties.items():
+            if name == table.key:
+                continue
+            if prop.type in LOOKUP_TYPES and prop.targets:
+                target = set_of.get(prop.targets[0], f"{prop.targets[0]}s")
+                lookups[name] = (table.bind.get(name, name), target)
+            else:
+                fields.append(name)
+        out[entity_set] = CrmEntity(entity_set, table.logical_name, tuple(fields), lookups)
+    return out
+
+
+CRM_ENTITIES: dict[str, CrmEntity] = _crm_entities()
 
 
 def bc_fields(entity: str) -> set[str]:

@@ -10,6 +10,17 @@ Direction = Literal["Bidirectional", "ToIntegrationTable", "FromIntegrationTable
 UpdateConflict = Literal["None", "SendUpdateToIntegration", "GetUpdateFromIntegration"]
 DeletionConflict = Literal["None", "RemoveCoupling", "RestoreRecords"]
 Pass = Literal["to_crm", "from_crm"]
+# Values that are computed rather than copied (shared/sync/derived.py says how each one is computed):
+# person_name   BC displayName <-> CRM firstname + lastname (crm names "fullname", which is read-only)
+# exchange_rate a currency's rate against the Dataverse base currency, from BC's exchange rates
+# or_code       the source value, or the record's code when it is blank (currency symbols)
+# decimal_places BC "2:5" style decimal places -> the first number
+# base_uom      the base unit (uom) of the unit group the lookup resolved to
+# product_state BC blocked -> product statecode/statuscode (Active, or Retired); written after a create
+# new_code      a code derived from the source value, sent only when the BC record is created
+Transform = Literal[
+    "person_name", "exchange_rate", "or_code", "decimal_places", "base_uom", "product_state", "new_code"
+]
 
 
 class FieldMapping(BaseModel):
@@ -33,6 +44,7 @@ class FieldMapping(BaseModel):
     case_sensitive: bool = False
     # Option-set style value translation, BC value -> CRM value (reversed for CRM -> BC).
     value_map: dict[str, Any] | None = None
+    transform: Transform | None = None
 
     def flows(self, sync_pass: Pass) -> bool:
         """Does this field carry data in the given pass?"""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from shared.contracts import bc_entities, dataverse_tables
 from shared.mappings.entities import BC_ENTITIES, CRM_ENTITIES, bc_fields
 from shared.mappings.model import Mapping
 from shared.odata_filter import FilterError, compile_filter
@@ -54,25 +55,64 @@ def _check_one(m: Mapping, names: dict[str, Mapping]) -> None:
             fail(f"{where}: a constant names only the destination field", f"{where}.constant")
         if f.match_priority is not None and (f.bc is None or f.crm is None):
             fail(f"{where}: a match field needs both a BC and a CRM field", f"{where}.match_priority")
+        _check_writable(m, f, where, fail)
+        if f.transform is not None:
+            _check_transform(m, f, where, fail)
         if f.lookup is not None:
             related = names.get(f.lookup)
             if related is None:
                 fail(f"{where}: lookup to missing mapping {f.lookup!r}", f"{where}.lookup")
             if f.crm not in crm.lookups:
                 fail(f"{where}: {f.crm!r} is not a lookup field of {m.crm_entity}", f"{where}.crm")
-            if crm.lookups[f.crm][1] != related.crm_entity:
+            target = crm.lookups[f.crm][1]
+            if target != related.crm_entity and not (f.transform == "base_uom" and target == "uoms"):
+                fail(f"{where}: {f.crm!r} points at {target}, not at {related.crm_entity}", f"{where}.lookup")
+            keys = ["id", related.bc_ref_field]
+            if related.bc_entity == "customers":
+                keys.append(COMPANY_CONTACT)
+            if f.bc_lookup_key not in keys:
                 fail(
-                    f"{where}: {f.crm!r} points at {crm.lookups[f.crm][1]}, not at {related.crm_entity}",
-                    f"{where}.lookup",
-                )
-            if f.bc_lookup_key not in ("id", related.bc_ref_field):
-                fail(
-                    f"{where}: bc_lookup_key {f.bc_lookup_key!r} is neither 'id' "
-                    f"nor {f.lookup}'s bc_ref_field",
+                    f"{where}: bc_lookup_key {f.bc_lookup_key!r} is not one of "
+                    f"{', '.join(repr(k) for k in keys if k)} for {f.lookup}",
                     f"{where}.bc_lookup_key",
                 )
             if f.lookup not in transitive_dependencies(m.name, names):
                 fail(f"{where}: lookup via {f.lookup!r} needs {f.lookup!r} in depends_on", "depends_on")
+
+
+COMPANY_CONTACT = "companyContact"  # the BC value is the number of the customer's company contact
+
+
+def _check_writable(m: Mapping, f, where: str, fail) -> None:
+    """A field that flows must land on a property the destination lets clients write."""
+    if m.allows("to_crm") and f.flows("to_crm") and f.crm and f.transform != "person_name":
+        prop = dataverse_tables()[m.crm_entity].properties.get(f.crm)
+        if prop is not None and prop.read_only:
+            fail(f"{where}: {f.crm!r} is read-only in Dataverse", f"{where}.crm")
+    if m.allows("from_crm") and f.flows("from_crm") and f.bc and f.transform != "new_code":
+        prop = bc_entities()[m.bc_entity].properties.get(f.bc)
+        if prop is not None and prop.read_only:
+            fail(f"{where}: {f.bc!r} is read-only in Business Central", f"{where}.bc")
+
+
+TO_CRM_ONLY = ("exchange_rate", "or_code", "decimal_places", "base_uom", "product_state")
+
+
+def _check_transform(m: Mapping, f, where: str, fail) -> None:
+    t, field = f.transform, f"{where}.transform"
+    crm_props = dataverse_tables()[m.crm_entity].properties
+    if t == "person_name" and not (f.crm == "fullname" and {"firstname", "lastname"} <= set(crm_props)):
+        fail(f"{where}: person_name maps a BC name to fullname of a table with firstname/lastname", field)
+    if t in TO_CRM_ONLY and f.flows("from_crm"):
+        fail(f"{where}: {t} only flows to Dataverse (direction ToIntegrationTable)", field)
+    if t == "exchange_rate" and (f.bc != "code" or m.bc_entity != "currencies"):
+        fail(f"{where}: exchange_rate needs the BC currency code (currencies.code)", field)
+    if t == "base_uom" and not (f.lookup and f.crm == "defaultuomid"):
+        fail(f"{where}: base_uom resolves a unit group lookup into defaultuomid", field)
+    if t == "product_state" and f.crm != "statecode":
+        fail(f"{where}: product_state writes statecode", field)
+    if t == "new_code" and (f.flows("to_crm") or not f.bc or f.match_priority is not None):
+        fail(f"{where}: new_code makes a BC code from a CRM value (direction FromIntegrationTable)", field)
 
 
 def transitive_dependencies(name: str, names: dict[str, Mapping]) -> set[str]:

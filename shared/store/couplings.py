@@ -12,10 +12,10 @@ always hashes to the same partition; the CRM side is unique through a **claim** 
 without its pair by a crash is recognised (its pair does not exist) and taken over once it is older
 than ``CLAIM_STALE_SECONDS``, or at once by the same pair (a redone slice).
 
-Other rows: pending-create journal rows (one per batch of CRM ids about to be created in BC, so a
-retried slice never makes a twin), and in a failures partition per mapping the failures of uncoupled
-records plus a retry marker per coupling whose last sync failed — so finding what to retry reads a
-few rows, not every coupling. Nobody else builds these keys.
+Other rows: in a failures partition per mapping, the failures of uncoupled records plus a retry
+marker per coupling whose last sync failed — so finding what to retry reads a few rows, not every
+coupling. Nobody else builds these keys. (Creates need no journal: records created in Dataverse and in
+BC carry ids derived from their source's id, so a repeated create finds the record it made.)
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ log = logging.getLogger("store.couplings")
 BC, CRM, RETRY = "bc_", "crm_", "retry_"
 SHARDS = 32  # partitions per mapping (changing it orphans stored couplings)
 CLAIM_STALE_SECONDS = 3600  # a claim without its pair this old was left by a crash
-PENDING_IDS = 800  # ids per journal row: 800 GUIDs fit the 32K-character limit of a string property
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="couplings")
 _WRITERS = 4  # concurrent transactions (different partitions) of one bulk write
 POINT_READS_MAX = 400  # up to this many scattered ids are read one by one rather than by a range
@@ -76,10 +75,6 @@ def _pairs_range(mapping: str) -> dict[str, str]:
 
 def _mapping_of(partition: str) -> str:
     return partition.rpartition("|")[0]
-
-
-def _journal_partition(mapping: str) -> str:
-    return f"{mapping}|journal"
 
 
 def _failures_partition(mapping: str) -> str:
@@ -472,47 +467,6 @@ class CouplingStore:
             for k in keys
             if k.startswith(BC)
         )
-
-    # --- pending-create journal (BC creates) ---------------------------------------------------
-    # One row per batch of up to PENDING_IDS ids (not per record): Table Storage charges per entity, and
-    # the journal is only read back after a crash.
-    def mark_pending(self, mapping: str, crm_ids: list[str], job: str) -> list[str]:
-        """Journal CRM ids about to be created in BC; returns the journal's row keys for clear_pending."""
-        keys = []
-        for group in chunks(sorted({i.lower() for i in crm_ids}), PENDING_IDS):
-            key = uuid.uuid4().hex
-            self.table(mapping).create_entity(
-                {
-                    "PartitionKey": _journal_partition(mapping),
-                    "RowKey": key,
-                    "job": job,
-                    "ids": ",".join(group),
-                }
-            )
-            keys.append(key)
-        return keys
-
-    def pending(self, mapping: str, crm_ids: list[str]) -> dict[str, set[str]]:
-        """Journal rows never cleared (a create may have happened) that hold any of ``crm_ids``:
-        row key -> the ids of ``crm_ids`` it holds."""
-        wanted = {i.lower() for i in crm_ids}
-        if not wanted:
-            return {}
-        rows = table_wire.query(
-            self.table(mapping),
-            "PartitionKey eq @pk",
-            {"pk": _journal_partition(mapping)},
-            select=["RowKey", "ids"],
-        )
-        found = {e["RowKey"]: wanted & set((e.get("ids") or "").split(",")) for e in rows}
-        return {k: ids for k, ids in found.items() if ids}
-
-    def clear_pending(self, mapping: str, keys: list[str]) -> None:
-        pk = _journal_partition(mapping)
-        for group in chunks(keys, TRANSACTION_LIMIT):
-            table_wire.submit(
-                self.table(mapping), [("delete", {"PartitionKey": pk, "RowKey": k}) for k in group]
-            )
 
     # --- failures of uncoupled records (a create that failed has no coupling to remember it) ------
     def failures(self, mapping: str, side: str, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,7 @@ from shared.store.mapping_defs import MappingStore
 from shared.store.mapping_state import MappingStateStore
 from shared.store.runs import RunStore
 from shared.store.tables import Tables
+from shared.sync.derived import Derived
 from shared.sync.matching import MatchIndex
 from shared.sync.values import LookupResolver
 
@@ -50,8 +51,12 @@ class SyncContext:
         return BcClient(self.settings)
 
     @cached_property
+    def derived(self) -> Derived:
+        return Derived(self)
+
+    @cached_property
     def lookups(self) -> LookupResolver:
-        return LookupResolver(self.couplings, self.tables.prefix)
+        return LookupResolver(self.couplings, self.tables.prefix, self.derived)
 
     def matcher(self, mapping, sync_pass: str, run_id: str) -> MatchIndex:
         """One destination index per (run, mapping, pass) and process."""
@@ -70,5 +75,7 @@ class SyncContext:
             self._matchers.pop((self.tables.prefix, run_id, mapping_name, sync_pass), None)
 
     def new_slice(self) -> None:
-        """Lookup indexes may be reloaded once per slice (a related record may have just been coupled)."""
+        """Lookup indexes and reference data may be reloaded once per slice (a related record may have just
+        been coupled or created)."""
         self.__dict__.pop("lookups", None)
+        self.__dict__.pop("derived", None)

@@ -14,15 +14,26 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.connectors.bc import BatchOp
 from shared.connectors.errors import ConnectorError
+from shared.contracts import bc_entities
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
 from shared.store.couplings import Coupling
 from shared.store.errors import SyncError
 from shared.store.tables import iso, now
+from shared.sync.checks import (
+    ValueRefused,
+    check_bc,
+    check_crm,
+    convert_bc,
+    missing_required,
+    missing_required_bc,
+)
+from shared.sync.derived import DerivationFailed, decimal_places
 from shared.sync.values import (
     LookupFailed,
-    crm_payload_value,
+    crm_payload,
     equal,
     normalize,
     raw_value,
@@ -36,6 +47,26 @@ ID_CHUNK = 50  # ids per "key eq a or key eq b ..." read
 def crm_create_id(mapping: str, bc_id: str) -> str:
     """Deterministic id for a CRM record we create from a BC record: a retried create is an upsert."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bc-dataverse-sync/{mapping}/{bc_id.lower()}"))
+
+
+def bc_create_id(mapping: str, crm_id: str) -> str:
+    """Deterministic SystemId for a BC record we create from a CRM record: whoever creates it — a slice,
+    a redone slice, a record action, the ribbon, concurrently — creates the same record, never a twin."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bc-dataverse-sync/{mapping}/crm/{crm_id.lower()}"))
+
+
+# Errors that fail one record (never the slice): a lookup that does not resolve, a value that cannot be
+# computed, a value the destination would refuse.
+RecordRefused = (LookupFailed, DerivationFailed, ValueRefused)
+
+
+def refusal(exc: Exception) -> tuple[str, str]:
+    """(message, code) of a per-record refusal."""
+    if isinstance(exc, LookupFailed):
+        return f"lookup failed: {exc.message}", "LookupFailed"
+    if isinstance(exc, ValueRefused):
+        return exc.message, "ValueRefused"
+    return str(getattr(exc, "message", exc)), "NotComputable"
 
 
 def guid(value: str) -> str:
@@ -61,6 +92,7 @@ class PageResult:
     counts: Counter = field(default_factory=Counter)
     errors: list[SyncError] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    notes: Counter = field(default_factory=Counter)  # e.g. "price below 0" -> records sent as 0
 
 
 class PageSync:
@@ -89,10 +121,12 @@ class PageSync:
         self.sync_after_couple = True  # the match action couples without writing values
         self.src, self.dst = ("bc", "crm") if sync_pass == "to_crm" else ("crm", "bc")
         self.crm_entity = CRM_ENTITIES[mapping.crm_entity]
-        self.flow = [f for f in mapping.fields if f.flows(sync_pass) and not f.is_constant and f.bc and f.crm]
+        moving = [f for f in mapping.fields if f.flows(sync_pass) and not f.is_constant and f.bc and f.crm]
+        self.flow = [f for f in moving if f.transform != "new_code"]
+        self.on_create = [f for f in moving if f.transform == "new_code"]  # sent once, when created
         self.constants = [f for f in mapping.fields if f.flows(sync_pass) and f.is_constant]
         self.result = PageResult()
-        self._stale: dict[str, set[str]] | None = None  # journal rows found by run(), cleared at its end
+        self._noted: set[tuple[str, str]] = set()
 
     # --- helpers -----------------------------------------------------------------------------
     def src_id(self, record: dict[str, Any]) -> str:
@@ -117,10 +151,47 @@ class PageSync:
         return raw_value(self.m, f, record, self.src)
 
     def translated(self, f: FieldMapping, record: dict[str, Any]) -> Any:
-        value = translate(self.m, f, self.src_value(f, record), self.p, self.ctx.lookups)
+        """The value ``f`` gives the destination: computed, translated through lookups, and made acceptable
+        to the destination where BC's own integration does so (a negative price becomes 0, a country
+        name its code). Raises one of RecordRefused."""
+        value = self.src_value(f, record)
+        t = f.transform
+        if t == "exchange_rate":
+            return self.ctx.derived.exchange_rate(value)
+        if t == "or_code":
+            value = value if normalize(value) != "" else record.get("code")
+        elif t == "decimal_places":
+            value = decimal_places(value)
+        value = translate(self.m, f, value, self.p, self.ctx.lookups)
         if f.lookup and f.keep_if_empty and normalize(value) == "":
             raise _KeepField
+        if t == "base_uom" and value:
+            base = self.ctx.derived.base_uom(value)
+            if base is None and not f.clear_on_fail:
+                raise LookupFailed(f"unit group {value} has no base unit")
+            value = base
+        elif t == "product_state":
+            value = 1 if value else 0
+        if self.dst == "crm":
+            value, note = check_crm(self.m.crm_entity, f.crm, value)
+            if note and (key := (self.src_id(record), note)) not in self._noted:
+                self._noted.add(key)
+                self.result.notes[note] += 1
+        else:
+            value = convert_bc(self.m.bc_entity, f.bc, value, self.ctx.derived)
         return value
+
+    def checked(self, values: dict[FieldMapping, Any]) -> None:
+        """Raise ValueRefused if the destination would refuse one of these values (lengths, options)."""
+        for f, value in values.items():
+            if self.dst == "crm":
+                if f.transform != "person_name":
+                    check_crm(self.m.crm_entity, f.crm, value)
+                else:
+                    for name, part in crm_payload(self.m, f, value).items():
+                        check_crm(self.m.crm_entity, name, part)
+            else:
+                check_bc(self.m.bc_entity, f.bc, value, self.ctx.derived)
 
     def payload(self, values: dict[FieldMapping, Any], with_constants: bool) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -129,8 +200,7 @@ class PageSync:
             fields += [(f, f.constant) for f in self.constants]
         for f, value in fields:
             if self.dst == "crm":
-                name, v = crm_payload_value(self.m, f, value)
-                body[name] = v
+                body.update(crm_payload(self.m, f, value))
             else:
                 body[f.bc] = value
         return body
@@ -160,7 +230,7 @@ class PageSync:
             self.translated(f, record)
         except _KeepField:
             return False
-        except LookupFailed:
+        except RecordRefused:
             return True
         return True
 
@@ -173,12 +243,6 @@ class PageSync:
             except _KeepField:
                 continue
         return out
-
-    def _journal(self, crm_ids: list[str]) -> dict[str, set[str]]:
-        """Journal rows of BC creates from these CRM records that a crashed attempt left behind."""
-        if self.src != "crm" or self.dry_run:
-            return {}
-        return self.ctx.couplings.pending(self.m.name, crm_ids)
 
     # --- destination reads ---------------------------------------------------------------------
     def fetch_destination(self, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -198,7 +262,6 @@ class PageSync:
     def run(self, records: list[dict[str, Any]], force: bool = False) -> PageResult:
         """Sync ``records`` (already filtered). ``force`` re-checks coupled records even if unchanged."""
         by_id = {self.src_id(r): r for r in records}
-        self._stale = self._journal(list(by_id))
         couplings = (
             self.ctx.couplings.by_bc(self.m.name, list(by_id))
             if self.src == "bc"
@@ -239,9 +302,6 @@ class PageSync:
                     self.done(
                         self.src_id(record), "skipped", None, "not coupled (Synch. Only Coupled Records)"
                     )
-        if self._stale:  # every record of a crashed attempt's journal is coupled or matched by now
-            self.ctx.couplings.clear_pending(self.m.name, list(self._stale))
-        self._stale = None
         return self.result
 
     def _uncoupled_with_memory(self, records: list[dict[str, Any]]) -> None:
@@ -298,8 +358,8 @@ class PageSync:
                 continue
             try:
                 values = self.values_for(record)
-            except LookupFailed as exc:
-                self._record_failure(c, sid, did, f"lookup failed: {exc.message}", "LookupFailed")
+            except RecordRefused as exc:
+                self._record_failure(c, sid, did, *refusal(exc))
                 continue
             stored_dst = self.dst_hashes(c)
             dst_changed = {
@@ -336,6 +396,11 @@ class PageSync:
                 for f, v in values.items()
                 if f in src_changed and f not in keep_dst and not equal(v, self.dst_value(f, target))
             }
+            try:
+                self.checked(writes)
+            except ValueRefused as exc:
+                self._record_failure(c, sid, did, *refusal(exc))
+                continue
             # Hashes after this pass: source = now; destination = what it will hold. Destination-side
             # edits we did not overwrite keep their old hash so they still flow the other way.
             new_src = {f.key: value_hash(self.src_value(f, record)) for f in self.flow}
@@ -406,8 +471,6 @@ class PageSync:
             )
             errors = {r.index: r.error for r in results if not r.ok}
         else:
-            from shared.connectors.bc import BatchOp
-
             ops = [
                 BatchOp(
                     "PATCH",
@@ -501,18 +564,13 @@ class PageSync:
     def _couple_or_create(self, records: list[dict[str, Any]]) -> None:
         to_create = []
         matcher = self.matcher or self.ctx.matcher(self.m, self.p, self.run_id)
-        ids = [self.src_id(r) for r in records]
-        own_journal = self._stale is None
-        stale = self._journal(ids) if own_journal else self._stale
-        if stale and set(ids) & set().union(*stale.values()):
-            matcher.refresh()  # a previous attempt may have created some of these in BC already
         couples: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for record in records:
             sid = self.src_id(record)
             try:
                 candidates = matcher.candidates(record, self)
-            except LookupFailed as exc:
-                self.fail(sid, None, f"lookup failed: {exc.message}", "LookupFailed")
+            except RecordRefused as exc:
+                self.fail(sid, None, *refusal(exc))
                 continue
             if candidates is None or len(candidates) == 0:
                 to_create.append(record)
@@ -530,8 +588,6 @@ class PageSync:
         else:
             for record in to_create:
                 self.done(self.src_id(record), "no_match")
-        if own_journal and stale:  # the crashed attempt's creates are matched by now
-            self.ctx.couplings.clear_pending(self.m.name, list(stale))
 
     def _couple_matched(self, pairs, matcher) -> None:
         taken = (
@@ -578,8 +634,14 @@ class PageSync:
             sid = self.src_id(record)
             try:
                 values = self.values_for(record)
-            except LookupFailed as exc:
-                self.fail(sid, None, f"lookup failed: {exc.message}", "LookupFailed")
+                self.checked(values)
+                missing = self._missing_on_create(values)
+            except RecordRefused as exc:
+                self.fail(sid, None, *refusal(exc))
+                continue
+            if missing:
+                side = "Dataverse" if self.dst == "crm" else "Business Central"
+                self.fail(sid, None, f"{side} requires {', '.join(missing)} to create the record", "Required")
                 continue
             creatable.append((record, values))
         if not creatable:
@@ -592,6 +654,17 @@ class PageSync:
             self._create_in_crm(creatable)
         else:
             self._create_in_bc(creatable)
+
+    def _missing_on_create(self, values: dict[FieldMapping, Any]) -> list[str]:
+        given = {f.crm if self.dst == "crm" else f.bc: v for f, v in values.items()}
+        given |= {f.crm if self.dst == "crm" else f.bc: f.constant for f in self.constants}
+        if self.dst == "crm":
+            for f, v in values.items():
+                if f.transform == "person_name":
+                    given |= crm_payload(self.m, f, v)
+            return missing_required(self.m.crm_entity, given)
+        given |= {f.bc: "(new)" for f in self.on_create}
+        return missing_required_bc(self.m.bc_entity, given)
 
     def _new_coupling(self, record, values, bc_rec, crm_rec, bc_id, crm_id) -> Coupling:
         c = Coupling(self.m.name, bc_id, crm_id)
@@ -607,9 +680,11 @@ class PageSync:
 
     def _create_in_crm(self, creatable) -> None:
         key = self.crm_entity.key
+        states = [f for f in self.flow if f.transform == "product_state"]
         bodies = []
         for record, values in creatable:
-            body = self.payload(values, True)
+            # A new product is a Draft whatever the body says: its state is set once it exists.
+            body = self.payload({f: v for f, v in values.items() if f not in states}, True)
             body[key] = crm_create_id(self.m.name, self.src_id(record))
             bodies.append(body)
         results = self.ctx.dataverse.upsert_multiple(self.m.crm_entity, self.crm_entity.logical_name, bodies)
@@ -622,16 +697,57 @@ class PageSync:
                 continue
             couplings.append(self._new_coupling(record, values, record, None, sid, crm_id))
             sources.append(sid)
+        if states:
+            targets = {
+                bodies[i][key]: values.get(states[0])
+                for i, (_, values) in enumerate(creatable)
+                if i not in errors
+            }
+            self._set_states(couplings, states, targets)
         self._store_new_couplings(couplings, sources)
 
-    def _create_in_bc(self, creatable) -> None:
-        from shared.connectors.bc import BatchOp
+    def _set_states(
+        self, couplings: list[Coupling], states: list[FieldMapping], targets: dict[str, Any]
+    ) -> None:
+        """Publish new products (Draft -> Active) and retire those whose BC record is blocked, as BC's own
+        integration does (CRMSynchHelper.SetCRMProductStateToActive / ToRetired)."""
+        key = self.crm_entity.key
+        for target in (0, 1):  # every new product is published first; a blocked one is then retired
+            rows = [c for c in couplings if target == 0 or targets.get(c.crm_id) == 1]
+            if not rows:
+                continue
+            bodies = [{key: c.crm_id, **crm_payload(self.m, states[0], target)} for c in rows]
+            results = self.ctx.dataverse.update_multiple(
+                self.m.crm_entity, self.crm_entity.logical_name, bodies
+            )
+            for r in results:
+                if not r.ok:  # forget the state's hashes: the next sync sets it again
+                    c = rows[r.index]
+                    for f in states:
+                        c.bc_hashes.pop(f.key, None)
+                        c.crm_hashes.pop(f.key, None)
 
-        crm_ids = [self.src_id(r) for r, _ in creatable]
-        journal = self.ctx.couplings.mark_pending(self.m.name, crm_ids, self.run_id)
-        results = self.ctx.bc.batch(
-            [BatchOp("POST", self.m.bc_entity, body=self.payload(v, True)) for _, v in creatable]
-        )
+    def _create_in_bc(self, creatable) -> None:
+        bodies = []
+        for record, values in creatable:
+            body = self.payload(values, True)
+            for f in self.on_create:
+                prop = bc_entities()[self.m.bc_entity].properties.get(f.bc)
+                body[f.bc] = self.ctx.derived.new_code(
+                    self.m.bc_entity, self.src_value(f, record), prop.max_length if prop else 20
+                )
+            body["id"] = bc_create_id(self.m.name, self.src_id(record))
+            bodies.append(body)
+        results = self.ctx.bc.batch([BatchOp("POST", self.m.bc_entity, body=b) for b in bodies])
+        # A record with our id already exists: an earlier attempt (crashed, or running right now) made it.
+        # BC documents no code for a repeated SystemId, so any refusal that is not a service fault is
+        # checked by reading the id.
+        again = [i for i, r in enumerate(results) if r.error is not None and 0 < (r.error.status or 0) < 500]
+        if again:
+            found = self.ctx.bc.batch([BatchOp("GET", self.m.bc_entity, id=bodies[i]["id"]) for i in again])
+            for i, r in zip(again, found, strict=True):
+                if r.error is None and r.body:
+                    results[i] = r
         couplings, sources = [], []
         created: list[tuple[Coupling, dict[str, Any], dict[str, Any]]] = []
         for (record, values), r in zip(creatable, results, strict=True):
@@ -643,58 +759,68 @@ class PageSync:
             couplings.append(self._new_coupling(record, values, bc_rec, record, bc_rec["id"].lower(), sid))
             sources.append(sid)
             created.append((couplings[-1], bc_rec, record))
-        self._write_back(created)
-        self._store_new_couplings(couplings, sources)
-        self.ctx.couplings.clear_pending(self.m.name, journal)
+        write_back = self._write_back_bodies(created)  # sets the hashes the couplings are stored with
+        won = self._store_new_couplings(couplings, sources)
+        self._write_back([(c, body) for c, body in write_back if c.bc_id in won])
 
-    def _write_back(self, created: list[tuple[Coupling, dict[str, Any], dict[str, Any]]]) -> None:
-        """After creating BC records from CRM ones, send BC-owned values (e.g. the new customer number
-        into accountnumber) back to CRM right away, so one full sync leaves both sides converged."""
+    def _write_back_bodies(self, created) -> list[tuple[Coupling, dict[str, Any]]]:
+        """After creating BC records from CRM ones, BC-owned values (e.g. the new customer number into
+        accountnumber) go back to CRM right away, so one full sync leaves both sides converged."""
         owned = [
             f
             for f in self.m.fields
             if f.bc and f.crm and not f.is_constant and f.flows("to_crm") and not f.flows("from_crm")
         ]
-        if not owned or not created:
-            return
-        key = self.crm_entity.key
-        bodies, pending = [], []
+        out: list[tuple[Coupling, dict[str, Any]]] = []
+        if not owned:
+            return out
         for c, bc_rec, crm_rec in created:
-            writes: dict[FieldMapping, Any] = {}
+            body: dict[str, Any] = {}
+            written: list[FieldMapping] = []
             for f in owned:
                 try:
                     value = translate(self.m, f, bc_rec.get(f.bc), "to_crm", self.ctx.lookups)
                 except LookupFailed:
                     continue
                 current = raw_value(self.m, f, crm_rec, "crm")
-                if normalize(value) != "" and not equal(value, current):
-                    writes[f] = value
+                send = normalize(value) != "" and not equal(value, current)
                 c.bc_hashes[f.key] = value_hash(bc_rec.get(f.bc))
-                c.crm_hashes[f.key] = value_hash(writes.get(f, current))
-            if writes:
-                body = {}
-                for f, value in writes.items():
-                    name, v = crm_payload_value(self.m, f, value)
-                    body[name] = v
-                bodies.append({**body, key: c.crm_id})
-                pending.append((c, writes))
-        if not bodies:
+                c.crm_hashes[f.key] = value_hash(value if send else current)
+                if send:
+                    body.update(crm_payload(self.m, f, value))
+                    written.append(f)
+            if body:
+                out.append((c, {**body, self.crm_entity.key: c.crm_id, "_fields": written}))
+        return out
+
+    def _write_back(self, pending: list[tuple[Coupling, dict[str, Any]]]) -> None:
+        """Send the write-back of couplings this slice won (never for a record coupled elsewhere)."""
+        if not pending:
             return
+        bodies = [{k: v for k, v in body.items() if k != "_fields"} for _, body in pending]
         results = self.ctx.dataverse.update_multiple(self.m.crm_entity, self.crm_entity.logical_name, bodies)
+        unsent = []
         for r in results:
             if not r.ok:  # not written: forget the hashes so the next sync sends these values again
-                c, writes = pending[r.index]
-                for f in writes:
+                c, body = pending[r.index]
+                for f in body["_fields"]:
                     c.bc_hashes.pop(f.key, None)
+                unsent.append(c)
+        if unsent:
+            self.ctx.couplings.save_many(unsent)
 
-    def _store_new_couplings(self, couplings: list[Coupling], sources: list[str]) -> None:
+    def _store_new_couplings(self, couplings: list[Coupling], sources: list[str]) -> set[str]:
+        """Store the couplings of new records; the BC ids of those stored (won) are returned."""
         created = self.ctx.couplings.create_many(couplings)
+        won = set()
         for c, sid, ok in zip(couplings, sources, created, strict=True):
             did = c.crm_id if self.dst == "crm" else c.bc_id
             if ok:
+                won.add(c.bc_id)
                 self.done(sid, "inserted", did)
             else:
                 self.fail(sid, did, "created, but the record was coupled concurrently", "AlreadyCoupled")
+        return won
 
 
 class _KeepField(Exception):

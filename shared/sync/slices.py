@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.connectors.errors import BadRequest
+from shared.connectors.errors import BadRequest, ConnectorError
 from shared.mappings import Mapping
 from shared.odata_filter import evaluate, parse
 from shared.store.errors import SyncError
@@ -33,6 +33,7 @@ class SliceResult:
     processed: int = 0
     cursor: dict[str, Any] = field(default_factory=dict)
     done: bool = False
+    notes: list[str] = field(default_factory=list)  # for the job's log (message)
 
 
 def _and(*clauses: str) -> str | None:
@@ -83,6 +84,16 @@ class SliceRunner:
         else:
             self._crm_page(page, cursor, result)
         result.counts, result.errors = page.result.counts, page.result.errors
+        result.notes += [
+            f"{n} record(s): {what} sent as the Dataverse minimum (as BC's integration does)"
+            for what, n in sorted(page.result.notes.items())
+        ]
+        if cursor.pop("note", None):
+            result.notes.append(
+                "the stored change-tracking link was refused (expired after the organization's "
+                "ExpireChangeTrackingInDays): tracking restarted, changes since "
+                f"{cursor.get('gap_since') or 'the beginning'} synced by modifiedon"
+            )
         if cursor["phase"] == "main" and cursor.get("pass_done"):
             self._finish_pass(sync_pass, cursor)
             self.ctx.drop_matcher(self.m.name, sync_pass, self.run.run_id)
@@ -135,25 +146,56 @@ class SliceRunner:
         cursor["link"] = got.next_link
         cursor["pass_done"] = got.next_link is None
 
-    def _crm_page(self, page: PageSync, cursor: dict[str, Any], result: SliceResult) -> None:
-        state = self.ctx.states.get(self.m.name)
-        flt = parse(self.m.crm_filter)
+    def _changes(self, cursor: dict[str, Any], state) -> Any:
+        """One page of Dataverse changes; None when the table is not change-tracked (use modifiedon).
+
+        A stored delta link the service refuses — expired after ExpireChangeTrackingInDays (7 by
+        default) — is dropped and tracking starts again; the restart reads every record once, and only
+        those modified since the last sync (the gap) are synced.
+        """
+        select = crm_select(self.m)
         link = cursor.get("link") or (None if self.full else state.crm_delta_link)
-        if cursor.get("mode") != "modifiedon":
-            try:
-                got = self.ctx.dataverse.get_changes(self.m.crm_entity, select=crm_select(self.m), link=link)
-            except BadRequest as exc:
-                # Change tracking is not enabled for this table: fall back to modifiedon.
+        stored = link is not None and not cursor.get("link")
+        try:
+            return self.ctx.dataverse.get_changes(self.m.crm_entity, select=select, link=link)
+        except ConnectorError as exc:
+            if (
+                stored
+                and exc.status is not None
+                and 400 <= exc.status < 500
+                and exc.status not in (401, 403, 429)
+            ):
+                log.warning("delta link of %s refused (%s): restarting change tracking", self.m.name, exc)
+                self.ctx.states.update(self.m.name, crm_delta_link=None)
+                cursor.update(mode="restart", gap_since=state.crm_watermark, note=True)
+                try:
+                    return self.ctx.dataverse.get_changes(self.m.crm_entity, select=select, link=None)
+                except BadRequest:
+                    return None
+            if isinstance(exc, BadRequest):
                 log.warning(
                     "change tracking unavailable for %s (%s); using modifiedon", self.m.crm_entity, exc
                 )
+                return None
+            raise
+
+    def _crm_page(self, page: PageSync, cursor: dict[str, Any], result: SliceResult) -> None:
+        state = self.ctx.states.get(self.m.name)
+        flt = parse(self.m.crm_filter)
+        if cursor.get("mode") != "modifiedon":
+            got = self._changes(cursor, state)
+            if got is None:
                 cursor["mode"] = "modifiedon"
             else:
                 records = [r for r in got.records if evaluate(flt, r)]
+                gap = parse_iso(cursor.get("gap_since"))
+                if gap is not None:  # a restarted tracking reads everything: sync only the gap
+                    records = [r for r in records if (parse_iso(r.get("modifiedon")) or gap) >= gap]
                 page.run(records)
                 if got.deleted_ids:
                     page.handle_source_deleted([i.lower() for i in got.deleted_ids])
                 result.processed = len(records) + len(got.deleted_ids)
+                self._observe(cursor, got.records)
                 cursor["link"] = got.next_link
                 cursor["delta_link"] = got.delta_link
                 cursor["pass_done"] = got.next_link is None
@@ -171,11 +213,15 @@ class SliceRunner:
         )
         page.run(got.records)
         result.processed = len(got.records)
-        seen = [r["modifiedon"] for r in got.records if r.get("modifiedon")]
-        if seen:
-            cursor["max_seen"] = max([*seen, cursor.get("max_seen") or seen[0]], key=lambda v: parse_iso(v))
+        self._observe(cursor, got.records)
         cursor["link"] = got.next_link
         cursor["pass_done"] = got.next_link is None
+
+    @staticmethod
+    def _observe(cursor: dict[str, Any], records: list[dict[str, Any]]) -> None:
+        seen = [r["modifiedon"] for r in records if r.get("modifiedon")]
+        if seen:
+            cursor["max_seen"] = max([*seen, cursor.get("max_seen") or seen[0]], key=lambda v: parse_iso(v))
 
     def _finish_pass(self, sync_pass: str, cursor: dict[str, Any]) -> None:
         """Move the watermark / delta link forward: every write of the pass is committed by now."""
@@ -188,11 +234,12 @@ class SliceRunner:
             if seen is not None or self.full:
                 candidates = [t for t in (started, seen) if t is not None]
                 changes["bc_watermark"] = iso(min(candidates))
-        elif cursor.get("mode") == "modifiedon":
+        else:
+            # Kept with a delta link too: it is where a refused delta link's gap starts.
             seen = parse_iso(cursor.get("max_seen"))
             if seen is not None or self.full:
                 changes["crm_watermark"] = iso(min(t for t in (started, seen) if t is not None))
-        elif cursor.get("delta_link"):
-            changes["crm_delta_link"] = cursor["delta_link"]
+            if cursor.get("mode") != "modifiedon" and cursor.get("delta_link"):
+                changes["crm_delta_link"] = cursor["delta_link"]
         if changes:
             self.ctx.states.update(self.m.name, **changes)

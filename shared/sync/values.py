@@ -11,7 +11,9 @@ from typing import Any
 
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
+from shared.mappings.validation import COMPANY_CONTACT
 from shared.odata_filter import parse, properties
+from shared.sync.derived import compose_person_name, split_person_name
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 
@@ -44,13 +46,19 @@ def crm_select(mapping: Mapping) -> list[str]:
     """What a CRM read must $select for this mapping: key, modified on/by, state, mapped and filter fields."""
     entity = CRM_ENTITIES[mapping.crm_entity]
     names = {entity.key, "modifiedon", "_modifiedby_value", "statecode"}
-    names |= {crm_read_name(mapping, f) for f in mapping.fields if f.crm and not f.is_constant}
+    for f in mapping.fields:
+        if f.crm and not f.is_constant:
+            names |= (
+                {"firstname", "lastname"} if f.transform == "person_name" else {crm_read_name(mapping, f)}
+            )
     return sorted(names | properties(parse(mapping.crm_filter)))
 
 
 def raw_value(mapping: Mapping, f: FieldMapping, record: dict[str, Any], side: str) -> Any:
     if side == "bc":
         return record.get(f.bc) if f.bc else None
+    if f.transform == "person_name":  # fullname is computed by Dataverse (and its format is an org setting)
+        return compose_person_name(record.get("firstname"), record.get("lastname"))
     return record.get(crm_read_name(mapping, f)) if f.crm else None
 
 
@@ -88,9 +96,10 @@ class LookupResolver:
     _cache: dict[tuple[str, str], CouplingIndex] = {}
     _lock = threading.Lock()
 
-    def __init__(self, couplings, namespace: str):
+    def __init__(self, couplings, namespace: str, derived=None):
         self.couplings = couplings
         self.namespace = namespace  # table prefix: tests share a process across storage prefixes
+        self.derived = derived  # shared.sync.derived.Derived: company contacts of customers
         self._reloaded: set[str] = set()
 
     def _load(self, mapping: str) -> CouplingIndex:
@@ -124,7 +133,12 @@ class LookupResolver:
         if normalize(bc_value) == "":
             return None
         key = str(bc_value).lower() if f.bc_lookup_key == "id" else str(bc_value)
-        if f.bc_lookup_key == "id":
+        if f.bc_lookup_key == COMPANY_CONTACT:
+            customer = self.derived.customer_of_company_contact(key)
+            if customer is None:
+                raise LookupFailed(f"{f.bc} {bc_value!r} is not the company contact of a customer")
+            crm_id = self._find(f.lookup, lambda ix: ix.crm_by_bc.get(customer))
+        elif f.bc_lookup_key == "id":
             crm_id = self._find(f.lookup, lambda ix: ix.crm_by_bc.get(key))
         else:
             crm_id = self._find(f.lookup, lambda ix: ix.crm_by_bc.get(ix.bc_by_ref.get(key, "")))
@@ -142,6 +156,11 @@ class LookupResolver:
             raise LookupFailed(f"{f.crm} {crm_value} is not coupled in mapping {f.lookup}")
         if f.bc_lookup_key == "id":
             return bc_id
+        if f.bc_lookup_key == COMPANY_CONTACT:
+            number = self.derived.company_contact_of_customer(bc_id)
+            if number is None:
+                raise LookupFailed(f"customer {bc_id} of {f.crm} {crm_value} has no company contact")
+            return number
         ref = self._find(f.lookup, lambda ix: ix.ref_by_bc.get(bc_id))
         if ref is None:
             raise LookupFailed(f"{f.lookup} record {bc_id} has no {f.bc_lookup_key}")
@@ -165,10 +184,20 @@ def translate(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, res
     return value
 
 
-def crm_payload_value(mapping: Mapping, f: FieldMapping, value: Any) -> tuple[str, Any]:
-    """(attribute, value) to send to Dataverse: lookups become ``nav@odata.bind``."""
+def crm_payload(mapping: Mapping, f: FieldMapping, value: Any) -> dict[str, Any]:
+    """The attributes to send to Dataverse for one field: lookups become ``nav@odata.bind``; a person's
+    name becomes firstname + lastname; a product state also sets its status reason."""
     entity = CRM_ENTITIES[mapping.crm_entity]
+    if f.transform == "person_name":
+        first, last = split_person_name(value)
+        return {"firstname": first, "lastname": last}
+    if f.transform == "product_state":
+        return {"statecode": value, "statuscode": PRODUCT_STATUS[value]}
     if f.crm in entity.lookups:
         nav, target = entity.lookups[f.crm]
-        return f"{nav}@odata.bind", (f"/{target}({value})" if value else None)
-    return f.crm, value  # type: ignore[return-value]
+        return {f"{nav}@odata.bind": (f"/{target}({value})" if value else None)}
+    return {f.crm: value}  # type: ignore[dict-item]
+
+
+# product statecode -> statuscode: Active 0 -> 1, Retired 1 -> 2 (product reference page)
+PRODUCT_STATUS = {0: 1, 1: 2}

@@ -347,7 +347,7 @@ def test_match_groups_per_design() -> None:
     ]
     assert pairs(by_name("CONTACT").match_groups()) == [
         [("email", "emailaddress1")],
-        [("firstName", "firstname"), ("surname", "lastname"), ("companyNumber", "parentcustomerid")],
+        [("displayName", "fullname"), ("companyNumber", "parentcustomerid")],
     ]
     assert pairs(by_name("CURRENCY").match_groups()) == [[("code", "isocurrencycode")]]
     assert pairs(by_name("SALESPEOPLE").match_groups()) == [[("email", "internalemailaddress")]]
@@ -403,8 +403,11 @@ def test_default_filters_behave_as_designed() -> None:
     assert not evaluate(sales, {**user, "isdisabled": True})
     assert not evaluate(sales, {**user, "islicensed": False})
     contact = by_name("CONTACT")
-    assert evaluate(parse(contact.bc_filter), {"type": "Person", "companyNumber": "C00010"})
-    assert not evaluate(parse(contact.bc_filter), {"type": "Person", "companyNumber": ""})
+    person = {"type": "Person", "companyNumber": "CT000010", "contactBusinessRelation": "Customer"}
+    assert evaluate(parse(contact.bc_filter), person)
+    for other in ("Vendor", "Multiple", "None"):  # persons of vendors, of both, of no business relation
+        assert not evaluate(parse(contact.bc_filter), {**person, "contactBusinessRelation": other})
+    assert not evaluate(parse(contact.bc_filter), {**person, "type": "Company"})
     assert not evaluate(parse(contact.bc_filter), {"type": "Company", "companyNumber": "C00010"})
     assert evaluate(parse(by_name("ITEM-PRODUCT").crm_filter), {"producttypecode": 1})
     assert not evaluate(parse(by_name("RESOURCE-PRODUCT").crm_filter), {"producttypecode": 1})
