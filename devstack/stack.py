@@ -142,6 +142,8 @@ class Stack:
             "BC_API_URL": self.endpoints.get("bc", {}).get("api", ""),
             "BC_TENANT_ID": self.tenant,
             "BC_ENVIRONMENT": "production",
+            # The BC emulator serves the project's API page (bc-extension/) as a published extension would.
+            "BC_API_ROOTS": "resources=bcsync/crm/v1.0",
             "BC_WEB_CLIENT_URL": "https://businesscentral.dynamics.com",
             "SYNC_SCHEDULE": os.environ.get("SYNC_SCHEDULE", "0 */30 * * * *"),
         }

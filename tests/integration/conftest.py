@@ -66,6 +66,7 @@ def services(tmp_path_factory) -> Iterator[dict]:
                 "DATAVERSE_URL": f"http://127.0.0.1:{dv_port}",
                 "BC_API_URL": f"http://127.0.0.1:{bc_port}",
                 "BC_ENVIRONMENT": "production",
+                "BC_API_ROOTS": "resources=bcsync/crm/v1.0",
                 "HTTP_MAX_ATTEMPTS": "6",
                 "HTTP_MAX_RETRY_SECONDS": "60",
             },
