@@ -1,6 +1,7 @@
 """What both emulators share: a SQLite record store with OData querying, bearer-token validation,
-fault injection (latency, errors, connection resets, throttling, concurrency limit), request stats
-and the `/_admin` API.
+fault injection (latency, errors, connection resets, throttling, concurrency limit), per-user service
+limits, an advanceable clock, request stats and the `/_admin` API
+(`reset|seed|records|faults|stats|clock|health`).
 
 Filters are parsed by the engine's own parser (`shared.odata_filter`) and compiled to SQL with bound
 parameters; keyset paging on the key keeps pages stable while records change.
@@ -50,15 +51,27 @@ def stamp(moment: datetime | None = None) -> str:
 
 
 class Clock:
-    """Strictly increasing timestamps: two writes never share a modified time."""
+    """Strictly increasing timestamps: two writes never share a modified time. `advance` moves the
+    emulator's time forward (tests expire tokens without waiting)."""
 
     def __init__(self):
         self._last = ""
         self._lock = threading.Lock()
+        self.offset = 0.0
+
+    def moment(self) -> datetime:
+        return datetime.fromtimestamp(time.time() + self.offset, UTC)
+
+    def epoch(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.offset += max(0.0, float(seconds))
 
     def now(self) -> str:
         with self._lock:
-            value = stamp()
+            value = stamp(self.moment())
             if value <= self._last:
                 moment = datetime.strptime(self._last, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
                 value = stamp(datetime.fromtimestamp(moment.timestamp() + 1e-6, UTC))
@@ -143,8 +156,14 @@ class Store:
         self.version += 1
         return self.version
 
-    def get(self, entity: str, key: str) -> dict[str, Any] | None:
-        row = self.db.execute(f'SELECT data FROM "{entity}" WHERE key = ?', (key,)).fetchone()
+    def get(self, entity: str, key: str, part: str | None = None) -> dict[str, Any] | None:
+        """The record with this key; with `part`, only if it lives in that partition (company)."""
+        if part is None:
+            row = self.db.execute(f'SELECT data FROM "{entity}" WHERE key = ?', (key,)).fetchone()
+        else:
+            row = self.db.execute(
+                f'SELECT data FROM "{entity}" WHERE key = ? AND part = ?', (key, part)
+            ).fetchone()
         return json.loads(row[0]) if row else None
 
     def put(
@@ -241,13 +260,14 @@ def order_clause(text: str | None, columns: dict[str, str]) -> str | None:
 
 # --- faults, throttling, stats ---------------------------------------------------------------------
 class Faults:
+    """Injected faults (set through `/_admin/faults`). `max_concurrency` is the number of requests per
+    user the service processes at once; what happens to the next one is the emulator's `Limits`."""
+
     def __init__(self, default_concurrency: int):
         self.default_concurrency = default_concurrency
         self.clear()
         self.lock = threading.Lock()
         self.stats: Counter = Counter()
-        self.in_flight = 0
-        self.window: deque[float] = deque()
 
     def clear(self) -> None:
         self.latency_ms = 0.0
@@ -272,7 +292,7 @@ class Faults:
         self.max_concurrency = int(body.get("max_concurrency", self.max_concurrency))
 
     def throttled(self) -> float | None:
-        """Seconds to wait when the request-rate limit is exceeded (None when allowed)."""
+        """Seconds to wait when the injected request-rate limit is exceeded (None when allowed)."""
         if not self.throttle:
             return None
         now, window = time.monotonic(), float(self.throttle.get("window_s", 1))
@@ -287,6 +307,33 @@ class Faults:
         return None
 
 
+class Limits:
+    """A service's documented per-user limits: `rate` requests per `window_s` seconds, and what happens
+    past the concurrency limit: queued (up to `queue` waiting, then 429) or, with `queue=None`, 429."""
+
+    def __init__(self, rate: int, window_s: float, queue: int | None):
+        self.rate, self.window_s, self.queue = rate, window_s, queue
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.windows: dict[str, deque[float]] = {}
+        self.in_flight: Counter = Counter()
+        self.waiting: Counter = Counter()
+        self.freed = asyncio.Event()
+
+    def rate_exceeded(self, user: str) -> float | None:
+        now = time.monotonic()
+        with self.lock:
+            window = self.windows.setdefault(user, deque())
+            while window and window[0] <= now - self.window_s:
+                window.popleft()
+            if len(window) >= self.rate:
+                return max(1.0, window[0] + self.window_s - now)
+            window.append(now)
+        return None
+
+
 class Emulator:
     """Base: auth, faults, stats and the admin API around an emulator's own routes."""
 
@@ -297,10 +344,12 @@ class Emulator:
         "server": "InternalServerError",
     }
 
-    def __init__(self, authority: str, ca: str, audience: str, concurrency: int):
+    def __init__(self, authority: str, ca: str, audience: str | list[str], concurrency: int, limits: Limits):
         self.authority = authority.rstrip("/")
         self.audience = audience
         self.faults = Faults(concurrency)
+        self.limits = limits
+        self.clock = Clock()
         context = ssl.create_default_context(cafile=ca)
         self.jwks = jwt.PyJWKClient(
             f"{self.authority}/discovery/v2.0/keys", ssl_context=context, lifespan=3600
@@ -352,6 +401,7 @@ class Emulator:
             Route("/_admin/stats", self._admin_stats),
             Route("/_admin/stats/reset", self._admin_stats_reset, methods=["POST"]),
             Route("/_admin/faults", self._admin_faults, methods=["POST", "GET"]),
+            Route("/_admin/clock", self._admin_clock, methods=["POST", "GET"]),
             Route("/_admin/health", lambda r: JSONResponse({"status": "ok", "emulator": self.name})),
         ]
         inner = Starlette(routes=admin + self.routes())
@@ -365,28 +415,63 @@ class Emulator:
 
         return asgi  # type: ignore[return-value]
 
+    @staticmethod
+    def user_of(claims: dict[str, Any]) -> str:
+        return str(claims.get("oid") or claims.get("appid") or claims.get("azp") or claims.get("sub") or "")
+
+    def too_many(self, message: str, retry: float) -> JSONResponse:
+        with self.faults.lock:
+            self.faults.stats["throttled"] += 1
+        return self.error(
+            429, self.error_codes["throttled"], message, {"Retry-After": str(max(1, math.ceil(retry)))}
+        )
+
     async def _guarded(self, scope, receive, send, inner) -> None:
         request = Request(scope, receive)
-        f = self.faults
+        f, limits = self.faults, self.limits
         with f.lock:
             f.stats[f"{scope['method']} {self.kind(request)}"] += 1
             f.stats["total"] += 1
-        if f.latency_ms:
-            await asyncio.sleep(f.latency_ms / 1000)
         with f.lock:
             wait = f.throttled()
-            too_many = f.max_concurrency and f.in_flight >= f.max_concurrency
-            if wait is None and not too_many:
-                f.in_flight += 1
-        if wait is not None or too_many:
-            with f.lock:
-                f.stats["throttled"] += 1
-            retry = str(max(1, math.ceil(wait or 1)))
-            message = "Rate limit is exceeded." if wait is not None else "Too many concurrent requests."
-            response = self.error(429, self.error_codes["throttled"], message, {"Retry-After": retry})
+        if wait is not None:
+            await self.too_many("Rate limit is exceeded.", wait)(scope, receive, send)
+            return
+        claims = self.claims(request)
+        if claims is None:
+            response = self.error(
+                401,
+                self.error_codes["unauthorized"],
+                "Bearer token missing or invalid.",
+                {"WWW-Authenticate": f'Bearer authorization_uri="{self.authority}"'},
+            )
             await response(scope, receive, send)
             return
+        user = self.user_of(claims)
+        wait = limits.rate_exceeded(user)
+        if wait is not None:
+            message = (
+                f"Number of requests exceeded the limit of {limits.rate} over {limits.window_s:g} seconds."
+            )
+            await self.too_many(message, wait)(scope, receive, send)
+            return
+        # Past the concurrency limit a request either waits its turn (BC) or is refused (Dataverse).
+        while f.max_concurrency and limits.in_flight[user] >= f.max_concurrency:
+            if limits.queue is None or limits.waiting[user] >= limits.queue:
+                await self.too_many("Too many concurrent requests.", 1)(scope, receive, send)
+                return
+            limits.waiting[user] += 1
+            with f.lock:
+                f.stats["queued"] += 1
+            try:
+                limits.freed.clear()
+                await limits.freed.wait()
+            finally:
+                limits.waiting[user] -= 1
+        limits.in_flight[user] += 1
         try:
+            if f.latency_ms:  # a slow service: the request holds its slot meanwhile
+                await asyncio.sleep(f.latency_ms / 1000)
             if f.reset_rate and random.random() < f.reset_rate:
                 with f.lock:
                     f.stats["resets"] += 1
@@ -402,29 +487,32 @@ class Emulator:
                 response = self.error(f.status, self.error_codes["server"], "Injected failure.")
                 await response(scope, receive, send)
                 return
-            claims = self.claims(request)
-            if claims is None:
-                response = self.error(
-                    401,
-                    self.error_codes["unauthorized"],
-                    "Bearer token missing or invalid.",
-                    {"WWW-Authenticate": f'Bearer authorization_uri="{self.authority}"'},
-                )
-                await response(scope, receive, send)
-                return
             scope.setdefault("state", {})["claims"] = claims
             await inner(scope, receive, send)
         finally:
-            with f.lock:
-                f.in_flight -= 1
+            limits.in_flight[user] -= 1
+            limits.freed.set()
 
     # admin handlers
     async def _admin_reset(self, request: Request) -> Response:
         with self.lock:
+            self.clock.offset = 0.0
             self.reset()
             self.faults.clear()
             self.faults.stats.clear()
         return JSONResponse({"reset": True})
+
+    async def _admin_clock(self, request: Request) -> Response:
+        """GET: the emulator's time; POST {"advance_s": N}: move it forward (never back)."""
+        if request.method == "POST":
+            body = await request.json()
+            try:
+                self.clock.advance(
+                    float(body.get("advance_s", 0)) + 86400 * float(body.get("advance_days", 0))
+                )
+            except (TypeError, ValueError):
+                return self.error(400, "BadRequest", "advance_s / advance_days must be numbers")
+        return JSONResponse({"now": stamp(self.clock.moment()), "offset_s": self.clock.offset})
 
     async def _admin_seed(self, request: Request) -> Response:
         body = await request.json()
@@ -467,7 +555,26 @@ class Emulator:
         )
 
 
-def serve(app, port: int) -> None:
+def serve(app, port: int, https: tuple[int, str, str] | None = None) -> None:
+    """Serve on `port` (plain HTTP) and, with `https=(port, certfile, keyfile)`, on a TLS port too."""
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=30)
+    configs = [uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=30)]
+    if https:
+        tls_port, cert, key = https
+        configs.append(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=tls_port,
+                log_level="warning",
+                timeout_keep_alive=30,
+                ssl_certfile=cert,
+                ssl_keyfile=key,
+            )
+        )
+
+    async def run() -> None:
+        await asyncio.gather(*(uvicorn.Server(c).serve() for c in configs))
+
+    asyncio.run(run())

@@ -1,19 +1,39 @@
-"""Business Central API v2.0 emulator (customers, contacts, items, currencies, units, salespeople,
-resources), over SQLite via devstack.emulator_kit.
+"""Business Central API emulator driven by the project's contract file (shared/contracts/bc.json),
+over SQLite via devstack.emulator_kit.
 
-Base `/v2.0/<tenant>/<environment>/api/v2.0/`: `companies`, `companies(<id>)`,
-`companies(<id>)/<entity>`, `companies(<id>)/<entity>(<id>)`, JSON `$batch`. Behaviour checked
-against BC's docs and public reports:
-- `id` (SystemId) is assigned by the server; a client `id` on POST is refused (read-only field);
-  the admin seed may set it. Number series when `number`/`code` is omitted (C00010, CT000010, 1000,
-  R0010, SP0010); a duplicate number/code is 400 `Internal_EntityWithSameKeyExists`.
-- `@odata.etag` is `W/"<base64 of version;modified time>"` (opaque, changes on every write).
-  PATCH/DELETE without If-Match: 400 `BadRequest_InvalidToken` (what BC answers); `*` matches any;
-  a stale ETag: 409 `Request_EntityChanged`; a missing record: 404 `Internal_RecordNotFound`.
-- Paging: 20000 per page unless `Prefer: odata.maxpagesize=N` (answered with Preference-Applied);
-  `@odata.nextLink` carries `$skiptoken` (keyset on id when unordered, offset with `$orderby`/`$skip`).
-- `$batch` ≤ 100 operations, each independent; `Isolation: snapshot` makes it all-or-nothing.
-- 401 `Authentication_InvalidCredentials` for a missing/invalid token or a token of another tenant.
+Roots (both see the same company data):
+- standard `/v2.0/<tenant>/<environment>/api/v2.0/`: every contract entity with `api` v2.0 — no
+  `salespeople`, no `resources` (endpoints-apis-for-dynamics; api-reference/v2.0).
+- custom `/v2.0/<tenant>/<environment>/api/bcsync/crm/v1.0/`: `companies`, `resources`,
+  `salespeoplePurchasers` (the project's own AL API pages; devenv-develop-custom-api).
+Each root has a service document (`GET <root>/`), `$metadata` (CSDL generated from the contract),
+`companies`, `companies(<id>)/<set>[(<id>)]` and a JSON `$batch` (≤ 100 operations, use-odata-batch;
+`Isolation: snapshot` makes it all-or-nothing).
+
+Behaviour and its source:
+- Writes are checked against the contract: unknown properties (400 `BadRequest`), read-only
+  properties, `max_length` (`Application_StringExceededLength`), enums (blank member also as
+  `_x0020_`), types, required-on-create, and relations (`Internal_InvalidTableRelation`): country →
+  countriesRegions, salespersonCode → salespeoplePurchasers, currency/unit/payment terms/shipment
+  method ids and codes (BaseApp TableRelations; dynamics-error-codes). Only documented error codes.
+- A client-supplied `id` on POST becomes the SystemId (transition-to-api-v2.0); an existing id or a
+  duplicate number/code: 400 `Internal_EntityWithSameKeyExists` (status 400: BC reports AL/platform
+  errors as Bad Request; not stated per code in the docs). Number series for customers C00010,
+  contacts CT000010, items 1000, vendors V00010, resources R0010; salespeoplePurchasers.code has none.
+- Contacts: no firstName/surname (APIV2Contacts.Page.al); `companyNumber` is the number of a contact
+  of type Company; `companyName` comes from it; `contactBusinessRelation` as Contact.Table.al
+  GetBusinessRelation (None / the one relation / Multiple; a person gets its company's). A new
+  customer or vendor gets a company contact with a Customer / Vendor business relation, and keeps it
+  in step on rename/address change (Marketing Setup, CustCont-Update / VendCont-Update).
+  `contactsInformation` (GET only) top level and bound to customers(<id>) / vendors(<id>).
+- Key lookups are scoped to the company of the URL (another company's record is 404).
+- ETags `W/"<base64>"`; PATCH/DELETE need If-Match (400 `BadRequest_InvalidToken`; stale: 409
+  `Request_EntityChanged`); missing record 404 `Internal_RecordNotFound`.
+- Paging: up to 20,000 per page, `Prefer: odata.maxpagesize=N` (Server-Driven-Paging); `$top` with
+  `@odata.nextLink` pages until `$top` rows were returned.
+- Limits (operational-limits-online): 5 requests per user processed at once, more wait in a queue;
+  429 only past 95 queued or 6000 requests per 5 minutes; `/_admin/faults` can still inject 429s.
+- 401 `Authentication_InvalidCredentials` for a missing/invalid token or another tenant.
 """
 
 from __future__ import annotations
@@ -24,14 +44,15 @@ import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from xml.sax.saxutils import escape
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from devstack.emulator_kit import (
-    Clock,
     Emulator,
+    Limits,
     ODataError,
     ServiceError,
     Store,
@@ -39,23 +60,35 @@ from devstack.emulator_kit import (
     json_columns,
     order_clause,
 )
-from shared.mappings.entities import BC_ENTITIES
+from shared.contracts import STANDARD_API, BcEntity, Property, bc_contract, bc_entities
 
 AUDIENCE = "https://api.businesscentral.dynamics.com"
+ENTITIES: dict[str, BcEntity] = bc_entities()
+CUSTOM_ROOT: str = bc_contract()["custom_api_root"]
+ROOTS = {
+    STANDARD_API: {n for n, e in ENTITIES.items() if e.api == STANDARD_API},
+    CUSTOM_ROOT: {"companies"} | {n for n, e in ENTITIES.items() if CUSTOM_ROOT in (e.api, e.also_custom)},
+}
+STORED = [n for n in ENTITIES if n != "companies"]
 DEFAULT_COMPANY = {
     "id": "c0c0c0c0-0000-4000-8000-000000000001",
     "name": "CRONUS",
     "displayName": "CRONUS Inc.",
 }
+LCY = "USD"
 SERIES = {
-    "customers": ("number", "C", 10, 5),
-    "contacts": ("number", "CT", 10, 6),
-    "items": ("number", "", 1000, 4),
-    "resources": ("number", "R", 10, 4),
-    "salespeople": ("code", "SP", 10, 4),
+    "customers": ("C", 10, 5),
+    "contacts": ("CT", 10, 6),
+    "items": ("", 1000, 4),
+    "vendors": ("V", 10, 5),
+    "resources": ("R", 10, 4),
 }
-KEY_FIELD = {e: ("code" if "code" in f and e != "customers" else "number") for e, f in BC_ENTITIES.items()}
-DEFAULTS = {
+KEY_FIELD = {
+    n: ("number" if "number" in e.properties else "code")
+    for n, e in ENTITIES.items()
+    if "number" in e.properties or "code" in e.properties
+}
+DEFAULTS: dict[str, dict[str, Any]] = {
     "customers": {
         "type": "Company",
         "blocked": " ",
@@ -63,16 +96,116 @@ DEFAULTS = {
         "currencyId": None,
         "currencyCode": "",
     },
-    "contacts": {"type": "Person", "companyNumber": "", "companyName": ""},
+    "vendors": {"blocked": " ", "currencyCode": "", "balance": 0},
+    "contacts": {"type": "Person", "companyNumber": "", "companyName": "", "contactBusinessRelation": "None"},
     "items": {"type": "Inventory", "blocked": False, "unitPrice": 0, "unitCost": 0, "inventory": 0},
-    "resources": {"type": "Person", "blocked": False, "unitPrice": 0, "unitCost": 0},
-    "salespeople": {"blocked": False},
+    "resources": {
+        "type": "Person",
+        "blocked": False,
+        "unitPrice": 0,
+        "unitCost": 0,
+        "baseUnitOfMeasureCode": "",
+    },
+    "salespeoplePurchasers": {
+        "blocked": False,
+        "displayName": "",
+        "email": "",
+        "phoneNo": "",
+        "jobTitle": "",
+    },
 }
+# Fields BC copies from a customer/vendor to its company contact (CustCont-Update / VendCont-Update).
+CONTACT_COPY = (
+    "displayName",
+    "addressLine1",
+    "addressLine2",
+    "city",
+    "state",
+    "country",
+    "postalCode",
+    "phoneNumber",
+    "email",
+    "website",
+)
+LINK_TYPE = {"customers": "Customer", "vendors": "Vendor"}
+# The ISO codes a fresh company has in Country/Region (CRONUS demo data carries these and more).
+COUNTRIES = [
+    ("AT", "Austria"),
+    ("AU", "Australia"),
+    ("BE", "Belgium"),
+    ("BR", "Brazil"),
+    ("CA", "Canada"),
+    ("CH", "Switzerland"),
+    ("CN", "China"),
+    ("CZ", "Czech Republic"),
+    ("DE", "Germany"),
+    ("DK", "Denmark"),
+    ("ES", "Spain"),
+    ("FI", "Finland"),
+    ("FR", "France"),
+    ("GB", "Great Britain"),
+    ("IE", "Ireland"),
+    ("IN", "India"),
+    ("IS", "Iceland"),
+    ("IT", "Italy"),
+    ("JP", "Japan"),
+    ("MX", "Mexico"),
+    ("NL", "Netherlands"),
+    ("NO", "Norway"),
+    ("NZ", "New Zealand"),
+    ("PL", "Poland"),
+    ("PT", "Portugal"),
+    ("SE", "Sweden"),
+    ("US", "USA"),
+    ("ZA", "South Africa"),
+]
 GUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+GUID_RE = re.compile(rf"^{GUID}$")
+QUERY_OPTIONS = {"$filter", "$select", "$orderby", "$top", "$skip", "$count", "$skiptoken", "$schemaversion"}
+SINGULAR = {
+    "customers": "customer",
+    "contacts": "contact",
+    "contactsInformation": "contactInformation",
+    "items": "item",
+    "currencies": "currency",
+    "currencyExchangeRates": "currencyExchangeRate",
+    "unitsOfMeasure": "unitOfMeasure",
+    "paymentTerms": "paymentTerm",
+    "shipmentMethods": "shipmentMethod",
+    "vendors": "vendor",
+    "salespeoplePurchasers": "salespersonPurchaser",
+    "companies": "company",
+    "companyInformation": "companyInformation",
+    "countriesRegions": "countryRegion",
+    "resources": "resource",
+}
+EDM = {
+    "string": "Edm.String",
+    "decimal": "Edm.Decimal",
+    "boolean": "Edm.Boolean",
+    "GUID": "Edm.Guid",
+    "datetime": "Edm.DateTimeOffset",
+    "date": "Edm.Date",
+    "int64": "Edm.Int64",
+}
 
 
 class BcError(ServiceError):
     pass
+
+
+def _relation(prop: Property) -> tuple[str, str, str | None] | None:
+    """`contacts.number where type = Company` -> ("contacts", "number", "Company")."""
+    if not prop.relation:
+        return None
+    target, _, rest = prop.relation.partition(".")
+    field, _, where = rest.partition(" where type = ")
+    return target, field.strip(), (where.strip() or None)
+
+
+def _edm_name(member: str) -> str:
+    """Enum member names as CSDL writes them: other characters as _xHHHH_ (" " -> _x0020_)."""
+    return "".join(c if c.isalnum() or c == "_" else f"_x{ord(c):04X}_" for c in member)
 
 
 class BusinessCentral(Emulator):
@@ -80,160 +213,386 @@ class BusinessCentral(Emulator):
     error_codes = {
         "unauthorized": "Authentication_InvalidCredentials",
         "throttled": "Application_TooManyRequests",
-        "server": "InternalServerError",
+        "server": "Internal_ServerError",
     }
 
     def __init__(
         self, port: int, authority: str, ca: str, tenant: str, environment: str, db: str = ":memory:"
     ):
-        super().__init__(authority, ca, audience=AUDIENCE, concurrency=5)
+        # operational-limits-online: 6000 requests / 5 min per user, 5 processed at once, 95 queued.
+        super().__init__(authority, ca, AUDIENCE, 5, Limits(6000, 300, queue=95))
         self.tenant, self.environment = tenant, environment
-        self.base = f"http://127.0.0.1:{port}/v2.0/{tenant}/{environment}/api/v2.0"
-        self.store = Store(["companies", *BC_ENTITIES], db)
-        self.clock = Clock()
-        self.columns = {
-            e: json_columns([*fields, "lastModifiedDateTime"], "id") for e, fields in BC_ENTITIES.items()
-        }
+        self.origin = f"http://127.0.0.1:{port}/v2.0/{tenant}/{environment}/api"
+        self.store = Store(["companies", *STORED], db)
+        self.columns = {n: json_columns(list(e.properties), "id") for n, e in ENTITIES.items()}
+        self.columns["contactsInformation"] = json_columns(
+            list(ENTITIES["contactsInformation"].properties), "key"
+        )
         self.reset()
+
+    def base(self, root: str) -> str:
+        return f"{self.origin}/{root}"
 
     def reset(self) -> None:
         self.store.reset()
         # Expression indexes matching the kit's column expressions: number/code lookups (series,
-        # duplicates, contact links) and lastModifiedDateTime filters stay O(log n) at 100k records.
-        for entity, fields in BC_ENTITIES.items():
-            for field in {KEY_FIELD[entity], "lastModifiedDateTime"} | ({"code"} & set(fields)):
+        # duplicates, relations, contact links) and lastModifiedDateTime filters stay O(log n).
+        for entity in STORED:
+            fields = {"lastModifiedDateTime", KEY_FIELD.get(entity, "id")} & set(ENTITIES[entity].properties)
+            if entity == "contacts":
+                fields.add("companyNumber")
+            if entity == "contactsInformation":
+                fields = {"_company", "relatedId"}
+            for field in fields:
                 self.store.db.execute(
                     f'CREATE INDEX IF NOT EXISTS "{entity}_{field}" ON "{entity}"'
                     f"(json_extract(data, '$.\"{field}\"'))"
                 )
         self.series: dict[tuple[str, str], int] = {}
-        self.store.put("companies", DEFAULT_COMPANY["id"], DEFAULT_COMPANY)
+        self.limits.reset()
+        self._add_company(DEFAULT_COMPANY)
+
+    def _add_company(self, row: dict[str, Any]) -> None:
+        company = str(row["id"]).lower()
+        fresh = self.store.get("companies", company) is None
+        self.store.put("companies", company, {**row, "id": company})
+        if not fresh:
+            return
+        info = {
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"companyInformation/{company}")),
+            "displayName": row.get("displayName") or row.get("name") or "",
+            "currencyCode": LCY,
+        }
+        self.write(company, "companyInformation", info, None, trusted=True)
+        for code, name in COUNTRIES:
+            self.write(company, "countriesRegions", {"code": code, "displayName": name}, None, trusted=True)
 
     def kind(self, request: Request) -> str:
         return "batch" if request.url.path.endswith("$batch") else super().kind(request)
 
     # --- records ---------------------------------------------------------------------------------------
     def etag(self, record: dict[str, Any]) -> str:
-        token = base64.b64encode(f"{record['_version']};{record['lastModifiedDateTime']}".encode()).decode()
+        token = base64.b64encode(
+            f"{record['_version']};{record.get('lastModifiedDateTime')}".encode()
+        ).decode()
         return f'W/"{token}"'
 
     def shape(self, record: dict[str, Any], select: list[str] | None = None) -> dict[str, Any]:
-        out = {"@odata.etag": self.etag(record)}
+        out = {"@odata.etag": self.etag(record)} if "_version" in record else {}
         out.update({k: v for k, v in record.items() if not k.startswith("_")})
         if select:
             out = {k: v for k, v in out.items() if k in select or k in ("id", "@odata.etag")}
         return out
 
     def _next_number(self, company: str, entity: str) -> str:
-        field, prefix, start, width = SERIES[entity]
+        prefix, start, width = SERIES[entity]
         n = self.series.get((company, entity), start)
         while True:
             candidate = f"{prefix}{n:0{width}d}"
             n += 1
-            if not self._find(company, entity, field, candidate):
+            if not self._find(company, entity, KEY_FIELD[entity], candidate):
                 self.series[(company, entity)] = n
                 return candidate
 
     def _find(self, company: str, entity: str, field: str, value: Any) -> dict[str, Any] | None:
+        if field == "id":
+            return self.store.get(entity, str(value).lower(), company)
         rows = self.store.query(
             entity, f"json_extract(data, '$.\"{field}\"') = ?", [value], part=company, limit=1
         )
         return rows[0] if rows else None
 
-    def _link_fields(self, company: str, entity: str, record: dict[str, Any], body: dict[str, Any]) -> None:
-        """Keep code/id pairs consistent, like BC's API pages do."""
-        if entity == "customers":
-            if body.get("currencyId"):
-                currency = self.store.get("currencies", str(body["currencyId"]).lower())
-                if currency is None:
-                    raise BcError(
-                        400, "BadRequest_NotFound", f"The currency {body['currencyId']} does not exist."
-                    )
-                record["currencyCode"] = currency["code"]
-            elif "currencyCode" in body:
-                currency = (
-                    self._find(company, "currencies", "code", body["currencyCode"])
-                    if body["currencyCode"]
-                    else None
-                )
-                record["currencyId"] = currency["id"] if currency else None
-            elif "currencyId" in body:
-                record["currencyCode"] = ""
-        if entity == "contacts" and "companyNumber" in body:
-            customer = (
-                self._find(company, "customers", "number", body["companyNumber"])
-                if body["companyNumber"]
-                else None
-            )
-            record["companyName"] = customer["displayName"] if customer else ""
-        if entity in ("items", "resources"):
-            if body.get("baseUnitOfMeasureId"):
-                unit = self.store.get("unitsOfMeasure", str(body["baseUnitOfMeasureId"]).lower())
-                if unit is None:
-                    raise BcError(
-                        400, "BadRequest_NotFound", f"The unit {body['baseUnitOfMeasureId']} does not exist."
-                    )
-                record["baseUnitOfMeasureCode"] = unit["code"]
-            elif body.get("baseUnitOfMeasureCode"):
-                unit = self._find(company, "unitsOfMeasure", "code", body["baseUnitOfMeasureCode"])
-                record["baseUnitOfMeasureId"] = unit["id"] if unit else None
-
-    def write(
-        self, company: str, entity: str, body: dict[str, Any], current: dict[str, Any] | None
-    ) -> dict[str, Any]:
-        allowed = set(BC_ENTITIES[entity])
-        record = (
-            dict(current)
-            if current
-            else {"id": str(body.get("id") or uuid.uuid4()).lower(), **DEFAULTS.get(entity, {})}
-        )
-        for name, value in body.items():
-            if name in ("id", "@odata.etag", "lastModifiedDateTime"):
-                continue
-            if name not in allowed:
+    # --- contract checks -------------------------------------------------------------------------------
+    def _check_value(self, entity: str, prop: Property, value: Any) -> Any:
+        """The value as stored, or a BcError in BC's words."""
+        name, kind = prop.name, prop.type
+        if value is None:
+            if kind in ("GUID", "string", "date"):
+                return None if kind != "string" else ""
+            raise BcError(400, "BadRequest", f"Cannot convert a null value to the type of '{name}'.")
+        if prop.enum:
+            value = " " if value == "_x0020_" else value
+            if value not in prop.enum:
                 raise BcError(
                     400,
-                    "BadRequest_PropertyNotFound",
-                    f"The property '{name}' does not exist on type 'Microsoft.NAV.{entity[:-1]}'.",
+                    "BadRequest",
+                    f"Cannot convert the literal '{value}' to the expected type "
+                    f"'Microsoft.NAV.{kind.removeprefix('NAV.')}'.",
                 )
-            # Real BC writes the blank enum member as "_x0020_" and accepts it back.
-            record[name] = " " if name == "blocked" and value == "_x0020_" else value
-        key_field = KEY_FIELD[entity]
-        if not record.get(key_field):
-            if entity not in SERIES:
-                raise BcError(400, "BadRequest_RequiredField", f"{key_field} must have a value.")
-            record[key_field] = self._next_number(company, entity)
-        twin = self._find(company, entity, key_field, record[key_field])
-        if twin is not None and twin["id"] != record["id"]:
+            return value
+        if kind == "string":
+            if not isinstance(value, str):
+                raise BcError(
+                    400, "BadRequest", f"Cannot convert the literal '{value}' to 'Edm.String' ({name})."
+                )
+            if prop.max_length is not None and len(value) > prop.max_length:
+                raise BcError(
+                    400,
+                    "Application_StringExceededLength",
+                    f"The length of the string is {len(value)}, but it must be less than or equal to "
+                    f"{prop.max_length} characters. Value: {value}",
+                )
+        elif kind == "decimal" and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise BcError(
-                400,
-                "Internal_EntityWithSameKeyExists",
-                f"The record in table {entity} already exists. Identification fields and values: "
-                f"{key_field}='{record[key_field]}'",
+                400, "BadRequest", f"Cannot convert the literal '{value}' to 'Edm.Decimal' ({name})."
             )
-        self._link_fields(company, entity, record, body)
-        record["lastModifiedDateTime"] = self.clock.now()
+        elif kind == "boolean" and not isinstance(value, bool):
+            raise BcError(
+                400, "BadRequest", f"Cannot convert the literal '{value}' to 'Edm.Boolean' ({name})."
+            )
+        elif kind == "GUID":
+            if not isinstance(value, str) or not GUID_RE.match(value):
+                raise BcError(
+                    400, "Application_InvalidGUID", f"The value '{value}' of '{name}' is not a valid GUID."
+                )
+            value = value.lower()
+        return value
+
+    def _check_relations(
+        self, company: str, entity: str, record: dict[str, Any], body: dict[str, Any]
+    ) -> None:
+        """Table relations of the fields in the body; a code/id pair to one table is kept in step."""
+        props = ENTITIES[entity].properties
+        for name in body:
+            prop = props.get(name)
+            rel = _relation(prop) if prop else None
+            if rel is None or record.get(name) in (None, ""):
+                continue
+            target, field, only_type = rel
+            found = self._find(company, target, field, record[name])
+            if found is not None and only_type and found.get("type") != only_type:
+                found = None
+            if found is None:
+                where = f" where type = {only_type}" if only_type else ""
+                raise BcError(
+                    400,
+                    "Internal_InvalidTableRelation",
+                    f"The field {name} of table {entity} contains a value ({record[name]}) that cannot be "
+                    f"found in the related table ({target}{where}).",
+                )
+            # The partner field to the same table (currencyId <-> currencyCode, ...).
+            for other, other_prop in props.items():
+                other_rel = _relation(other_prop)
+                if other != name and other_rel and other_rel[0] == target and other not in body:
+                    record[other] = found[other_rel[1]]
+        for name in body:
+            prop = props.get(name)
+            rel = _relation(prop) if prop else None
+            if rel and record.get(name) in (None, ""):
+                for other, other_prop in props.items():
+                    other_rel = _relation(other_prop)
+                    if other != name and other_rel and other_rel[0] == rel[0] and other not in body:
+                        record[other] = None if other_prop.type == "GUID" else ""
+
+    def write(
+        self,
+        company: str,
+        entity: str,
+        body: dict[str, Any],
+        current: dict[str, Any] | None,
+        *,
+        trusted: bool = False,
+        contact_hint: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create (current None) or update one record; `trusted` (the admin seed) may set read-only
+        fields. Raises BcError and changes nothing when the body breaks the contract."""
+        e = ENTITIES[entity]
+        record = dict(current) if current else {**DEFAULTS.get(entity, {})}
+        for name, value in body.items():
+            if name == "@odata.etag":
+                continue
+            prop = e.properties.get(name)
+            if prop is None:
+                raise BcError(
+                    400,
+                    "BadRequest",
+                    f"The property '{name}' does not exist on type 'Microsoft.NAV.{SINGULAR[entity]}'. "
+                    "Make sure to only use property names that are defined by the type.",
+                )
+            if name == "id":
+                if current is None:
+                    record["id"] = self._check_value(entity, prop, value)
+                elif str(value).lower() != current["id"]:
+                    raise BcError(400, "BadRequest", "The property 'id' is read-only and cannot be changed.")
+                continue
+            if prop.read_only and not trusted:
+                raise BcError(
+                    400, "BadRequest", f"The property '{name}' is read-only on '{SINGULAR[entity]}'."
+                )
+            record[name] = self._check_value(entity, prop, value)
+        if current is None:
+            record["id"] = record.get("id") or str(uuid.uuid4())
+            if self.store.get(entity, record["id"]) is not None:
+                raise BcError(
+                    400,
+                    "Internal_EntityWithSameKeyExists",
+                    f"The record in table {entity} already exists. Identification fields and values: "
+                    f"SystemId='{record['id']}'",
+                )
+        key_field = KEY_FIELD.get(entity)
+        if key_field and not record.get(key_field):
+            if entity in SERIES:
+                record[key_field] = self._next_number(company, entity)
+            else:
+                raise BcError(
+                    400,
+                    "Application_FieldValidationException",
+                    f"{key_field} must have a value in {SINGULAR[entity]}: {key_field}=. "
+                    "It cannot be zero or empty.",
+                )
+        if current is None:
+            for prop in e.properties.values():
+                if prop.required and record.get(prop.name) in (None, ""):
+                    raise BcError(400, "Application_DialogException", f'A "{prop.name}" must be provided.')
+        if key_field:
+            twin = self._find(company, entity, key_field, record[key_field])
+            if twin is not None and twin["id"] != record["id"]:
+                raise BcError(
+                    400,
+                    "Internal_EntityWithSameKeyExists",
+                    f"The record in table {entity} already exists. Identification fields and values: "
+                    f"{key_field}='{record[key_field]}'",
+                )
+        self._check_relations(company, entity, record, body)
+        if entity == "contacts":
+            self._contact_links(company, record)
+        if "lastModifiedDateTime" in e.properties:
+            record["lastModifiedDateTime"] = self.clock.now()
         record["_version"] = self.store.next_version()
         self.store.put(entity, record["id"], record, part=company, version=record["_version"])
-        if entity == "customers" and current and current.get("displayName") != record.get("displayName"):
-            for contact in self.store.query(
-                "contacts",
-                "json_extract(data, '$.companyNumber') = ?",
-                [record["number"]],
-                part=company,
-                limit=10**9,
-            ):
-                contact["companyName"] = record.get("displayName") or ""
-                self.store.put("contacts", contact["id"], contact, part=company, version=contact["_version"])
+        if entity in LINK_TYPE:
+            self._company_contact(company, entity, record, current, contact_hint)
+        if entity == "contacts":
+            self._after_contact(company, record, current)
         return record
+
+    # --- contacts and business relations ---------------------------------------------------------------
+    def _contact_links(self, company: str, record: dict[str, Any]) -> None:
+        if record.get("type") == "Company":
+            record["companyNumber"] = record["number"]
+            record["companyName"] = record.get("displayName") or ""
+            links = record.get("_links") or []
+            kinds = {kind for kind, _ in links}
+            record["contactBusinessRelation"] = (
+                "None" if not links else (next(iter(kinds)) if len(links) == 1 else "Multiple")
+            )
+            return
+        parent = (
+            self._find(company, "contacts", "number", record["companyNumber"])
+            if record.get("companyNumber")
+            else None
+        )
+        record["companyName"] = (parent or {}).get("displayName") or ""
+        record["contactBusinessRelation"] = (parent or {}).get("contactBusinessRelation") or "None"
+
+    def _after_contact(self, company: str, record: dict[str, Any], current: dict[str, Any] | None) -> None:
+        if record.get("type") == "Company":
+            changed = current is None or any(
+                current.get(f) != record.get(f) for f in ("displayName", "contactBusinessRelation", "number")
+            )
+            if changed and current is not None:
+                for person in self._persons(company, record["number"]):
+                    if person["id"] == record["id"]:
+                        continue
+                    person["companyName"] = record.get("displayName") or ""
+                    person["contactBusinessRelation"] = record["contactBusinessRelation"]
+                    person["lastModifiedDateTime"] = self.clock.now()
+                    person["_version"] = self.store.next_version()
+                    self.store.put("contacts", person["id"], person, part=company, version=person["_version"])
+            self._refresh_info(company, record["number"])
+        else:
+            for number in {record.get("companyNumber"), (current or {}).get("companyNumber")} - {None, ""}:
+                self._refresh_info(company, number)
+
+    def _persons(self, company: str, number: str) -> list[dict[str, Any]]:
+        return self.store.query(
+            "contacts", "json_extract(data, '$.companyNumber') = ?", [number], part=company, limit=10**9
+        )
+
+    def _company_contact(
+        self,
+        company: str,
+        entity: str,
+        record: dict[str, Any],
+        current: dict[str, Any] | None,
+        hint: dict[str, Any] | None,
+    ) -> None:
+        """Create the company contact of a new customer/vendor with its business relation, or keep it
+        in step with the customer/vendor (CustCont-Update.OnInsert/OnModify)."""
+        values = {f: record.get(f) or "" for f in CONTACT_COPY}
+        values["displayName"] = values["displayName"][:100]
+        values["country"] = record.get("country") or ""
+        contact = self.store.get("contacts", record["_contact"], company) if record.get("_contact") else None
+        if contact is None and current is None:
+            body = {"type": "Company", **values, **(hint or {})}
+            contact = self.write(company, "contacts", {k: v for k, v in body.items() if k != "_links"}, None)
+            contact["_links"] = [[LINK_TYPE[entity], record["id"]]]
+            self.write(company, "contacts", {}, contact)
+            record["_contact"] = contact["id"]
+            self.store.put(entity, record["id"], record, part=company, version=record["_version"])
+        elif contact is not None and any(contact.get(f) != v for f, v in values.items()):
+            self.write(company, "contacts", values, contact)
+
+    def _unlink(self, company: str, entity: str, record: dict[str, Any]) -> None:
+        """A deleted customer/vendor takes its business relation with it (the contact stays)."""
+        contact = self.store.get("contacts", record.get("_contact") or "", company)
+        if contact is not None:
+            contact["_links"] = [link for link in contact.get("_links") or [] if link[1] != record["id"]]
+            self.write(company, "contacts", {}, contact)
+
+    def _refresh_info(self, company: str, company_number: str) -> None:
+        """contactsInformation rows of one company contact: it and its persons, per business relation."""
+        self.store.db.execute(
+            "DELETE FROM \"contactsInformation\" WHERE json_extract(data, '$._company') = ? AND part = ?",
+            (company_number, company),
+        )
+        head = self._find(company, "contacts", "number", company_number)
+        if head is None or head.get("type") != "Company":
+            return
+        people = [head] + [p for p in self._persons(company, company_number) if p["id"] != head["id"]]
+        for kind, related in head.get("_links") or []:
+            for person in people:
+                row = {
+                    "contactId": person["id"],
+                    "contactNumber": person["number"],
+                    "contactName": person.get("displayName") or "",
+                    "contactType": person.get("type"),
+                    "relatedId": related,
+                    "relatedType": kind,
+                    "_company": company_number,
+                }
+                self.store.put("contactsInformation", f"{related}:{person['id']}", row, part=company)
 
     # --- routing ---------------------------------------------------------------------------------------
     def routes(self) -> list[Route]:
-        prefix = "/v2.0/{tenant}/{environment}/api/v2.0"
-        return [
-            Route(prefix + "/$batch", self.batch_route, methods=["POST"]),
-            Route(prefix + "/{path:path}", self.route, methods=["GET", "POST", "PATCH", "DELETE"]),
-        ]
+        out = []
+        for root in ROOTS:
+            prefix = "/v2.0/{tenant}/{environment}/api/" + root
+
+            async def document(request: Request, root=root) -> Response:
+                return await self.route(request, root, "")
+
+            async def metadata(request: Request, root=root) -> Response:
+                try:
+                    self._check_target(request)
+                except BcError as exc:
+                    return self.error(exc.status, exc.code, exc.message)
+                return Response(self.metadata(root), media_type="application/xml")
+
+            async def batch(request: Request, root=root) -> Response:
+                return await self.batch_route(request, root)
+
+            async def path(request: Request, root=root) -> Response:
+                return await self.route(request, root, request.path_params["path"])
+
+            out += [
+                Route(prefix, document, methods=["GET"]),
+                Route(prefix + "/", document, methods=["GET"]),
+                Route(prefix + "/$metadata", metadata, methods=["GET"]),
+                Route(prefix + "/$batch", batch, methods=["POST"]),
+                Route(prefix + "/{path:path}", path, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
+            ]
+        return out
 
     def _check_target(self, request: Request) -> None:
         claims = request.scope.get("state", {}).get("claims", {})
@@ -247,24 +606,18 @@ class BusinessCentral(Emulator):
                 "The server has rejected the client credentials (tenant or environment of the URL).",
             )
 
-    async def route(self, request: Request) -> Response:
+    async def route(self, request: Request, root: str, path: str) -> Response:
         try:
             self._check_target(request)
             body = None
-            if request.method in ("POST", "PATCH"):
+            if request.method in ("POST", "PATCH", "PUT"):
                 try:
                     body = json.loads(await request.body() or b"{}")
                 except ValueError:
-                    raise BcError(
-                        400, "BadRequest_InvalidRequestBody", "The request body is not valid JSON."
-                    ) from None
+                    raise BcError(400, "BadRequest", "The request body is not valid JSON.") from None
             with self.lock:
                 status, payload, headers = self.handle(
-                    request.method,
-                    request.path_params["path"],
-                    dict(request.query_params),
-                    dict(request.headers),
-                    body,
+                    root, request.method, path, dict(request.query_params), dict(request.headers), body
                 )
         except BcError as exc:
             return self.error(exc.status, exc.code, exc.message)
@@ -274,39 +627,63 @@ class BusinessCentral(Emulator):
             return Response(status_code=status, headers=headers)
         return JSONResponse(payload, status_code=status, headers=headers)
 
-    def handle(self, method: str, path: str, params: dict, headers: dict, body: Any):
+    def handle(self, root: str, method: str, path: str, params: dict, headers: dict, body: Any):
         headers = {k.lower(): v for k, v in headers.items()}
+        base = self.base(root)
         if body is not None and not isinstance(body, dict):
-            raise BcError(400, "BadRequest_InvalidRequestBody", "The request body must be a JSON object.")
+            raise BcError(400, "BadRequest", "The request body must be a JSON object.")
+        unknown = [p for p in params if p.startswith("$") and p not in QUERY_OPTIONS]
+        if unknown:
+            raise BcError(400, "BadRequest", f"The query parameter '{unknown[0]}' is not supported.")
+        path = path.rstrip("/")
+        if path == "":
+            if method != "GET":
+                raise BcError(405, "BadRequest_MethodNotAllowed", f"{method} is not allowed here.")
+            sets = sorted(ROOTS[root])
+            value = [{"name": s, "kind": "EntitySet", "url": s} for s in sets]
+            return 200, {"@odata.context": f"{base}/$metadata", "value": value}, None
         if path == "companies":
             if method != "GET":
                 raise BcError(405, "BadRequest_MethodNotAllowed", "Companies are read-only.")
             rows = self.store.query("companies", "1=1", [], limit=1000)
-            return 200, {"value": rows}, None
-        match = re.fullmatch(rf"companies\({GUID}\)(?:/(\w+)(?:\({GUID}\))?)?", path)
+            return 200, {"@odata.context": f"{base}/$metadata#companies", "value": rows}, None
+        match = re.fullmatch(rf"companies\({GUID}\)(?:/(\w+)(?:\({GUID}\))?(?:/(\w+))?)?", path)
         if not match:
             raise BcError(404, "BadRequest_NotFound", f"No HTTP resource was found that matches '{path}'.")
-        company, entity, key = match.group(1).lower(), match.group(2), match.group(3)
+        company, entity, key, bound = match.group(1).lower(), match.group(2), match.group(3), match.group(4)
         if self.store.get("companies", company) is None:
             raise BcError(404, "Internal_CompanyNotFound", f"The company {company} does not exist.")
         if entity is None:
             return 200, self.store.get("companies", company), None
-        if entity not in BC_ENTITIES:
+        if entity not in ROOTS[root] or entity == "companies":
             raise BcError(404, "BadRequest_NotFound", f"Resource not found for the segment '{entity}'.")
         key = key.lower() if key else None
-        current = self.store.get(entity, key) if key else None
+        current = self.store.get(entity, key, company) if key else None
         if key and current is None:
             raise BcError(404, "Internal_RecordNotFound", f"The {entity} record {key} does not exist.")
+        if bound:
+            if (
+                bound != "contactsInformation"
+                or entity not in ENTITIES["contactsInformation"].bound_to
+                or not key
+            ):
+                raise BcError(404, "BadRequest_NotFound", f"Resource not found for the segment '{bound}'.")
+            if method != "GET":
+                raise BcError(
+                    405, "BadRequest_MethodNotAllowed", f"{method} is not allowed on contactsInformation."
+                )
+            scope = ("json_extract(data, '$.relatedId') = ?", [key])
+            return 200, self.list(base, company, "contactsInformation", params, headers, scope, path), None
+        e = ENTITIES[entity]
+        if method not in e.methods:
+            raise BcError(405, "BadRequest_MethodNotAllowed", f"{method} is not allowed on {entity}.")
         if method == "GET":
             if current:
                 return 200, self.shape(current, _select(params)), None
             size = re.search(r"odata\.maxpagesize=(\d+)", headers.get("prefer", ""))
             applied = {"Preference-Applied": f"odata.maxpagesize={size.group(1)}"} if size else None
-            return 200, self.list(company, entity, params, headers), applied
+            return 200, self.list(base, company, entity, params, headers), applied
         if method == "POST" and not key:
-            if (body or {}).get("id"):
-                # The API pages declare id (SystemId) read-only: only the server assigns it.
-                raise BcError(400, "BadRequest", "The property 'id' is read-only and cannot be set.")
             record = self.write(company, entity, body or {}, None)
             return 201, self.shape(record), {"ETag": self.etag(record)}
         if method in ("PATCH", "DELETE") and key:
@@ -323,70 +700,90 @@ class BusinessCentral(Emulator):
                 raise BcError(409, "Request_EntityChanged", "Another user has already changed the record.")
             if method == "DELETE":
                 self.store.delete(entity, key, company)
+                if entity in LINK_TYPE:
+                    self._unlink(company, entity, current)
+                if entity == "contacts":
+                    self._refresh_info(company, current.get("companyNumber") or current["number"])
                 return 204, None, None
             record = self.write(company, entity, body or {}, current)
             return 200, self.shape(record), {"ETag": self.etag(record)}
         raise BcError(405, "BadRequest_MethodNotAllowed", f"{method} is not allowed here.")
 
-    def list(self, company: str, entity: str, params: dict, headers: dict) -> dict[str, Any]:
+    def list(
+        self,
+        base: str,
+        company: str,
+        entity: str,
+        params: dict,
+        headers: dict,
+        scope: tuple[str, list] | None = None,
+        path: str | None = None,
+    ) -> dict[str, Any]:
         columns = self.columns[entity]
         select = _select(params)
         unknown = [s for s in select if s not in columns]
         if unknown:
-            raise ODataError(f"Could not find a property named '{unknown[0]}'.")
+            raise ODataError(
+                f"Could not find a property named '{unknown[0]}' on type 'Microsoft.NAV.{SINGULAR[entity]}'."
+            )
         where, args = compile_filter(params.get("$filter"), columns)
+        if scope:
+            where, args = f"({where}) AND {scope[0]}", [*args, *scope[1]]
         order = order_clause(params.get("$orderby"), columns)
         size_match = re.search(r"odata\.maxpagesize=(\d+)", headers.get("prefer", ""))
-        size = min(int(size_match.group(1)), 20000) if size_match else 20000
+        size = max(1, min(int(size_match.group(1)), 20000)) if size_match else 20000
         state = _token(params.get("$skiptoken"))
         skip = _count_option(params, "$skip") or 0
         top = _count_option(params, "$top")
         taken = state.get("n", 0)
-        limit = min(size, top - taken) if top is not None else size
+        limit = max(0, min(size, top - taken)) if top is not None else size
+        by_offset = bool(order or skip)
         rows = self.store.query(
             entity,
             where,
             args,
             part=company,
-            after=None if (order or skip) else state.get("after"),
+            after=None if by_offset else state.get("after"),
             order=order,
-            offset=(skip + state.get("offset", 0)) if (order or skip) else 0,
-            limit=max(limit, 0) + 1,
+            offset=(skip + state.get("offset", 0)) if by_offset else 0,
+            limit=limit + 1,
         )
-        more = len(rows) > limit
-        rows = rows[: max(limit, 0)]
-        body: dict[str, Any] = {"@odata.context": f"{self.base}/$metadata#companies({company})/{entity}"}
+        more = len(rows) > limit and (top is None or taken + limit < top)
+        rows = rows[:limit]
+        target = path or f"companies({company})/{entity}"
+        body: dict[str, Any] = {"@odata.context": f"{base}/$metadata#{target}"}
         body["value"] = [self.shape(r, select) for r in rows]
         if params.get("$count") == "true":
             body["@odata.count"] = self.store.count(entity, where, args, part=company)
         if more:
             nxt: dict[str, Any] = {"n": taken + len(rows)}
-            if order or skip:
+            if by_offset:
                 nxt["offset"] = state.get("offset", 0) + len(rows)
             else:
-                nxt["after"] = rows[-1]["id"]
+                nxt["after"] = self._key_of(entity, rows[-1])
             query = {k: v for k, v in params.items() if k != "$skiptoken"}
             query["$skiptoken"] = base64.urlsafe_b64encode(json.dumps(nxt).encode()).decode()
             # Real BC writes `$skiptoken` unescaped in its nextLink.
-            link = urlencode(query, safe="$")
-            body["@odata.nextLink"] = f"{self.base}/companies({company})/{entity}?{link}"
+            body["@odata.nextLink"] = f"{base}/{target}?{urlencode(query, safe='$')}"
         return body
 
-    async def batch_route(self, request: Request) -> Response:
+    @staticmethod
+    def _key_of(entity: str, row: dict[str, Any]) -> str:
+        return f"{row['relatedId']}:{row['contactId']}" if entity == "contactsInformation" else row["id"]
+
+    async def batch_route(self, request: Request, root: str) -> Response:
         try:
             self._check_target(request)
             payload = json.loads(await request.body() or b"{}")
         except BcError as exc:
             return self.error(exc.status, exc.code, exc.message)
         except ValueError:
-            return self.error(400, "BadRequest_InvalidRequestBody", "The request body is not valid JSON.")
+            return self.error(400, "BadRequest", "The request body is not valid JSON.")
         requests = payload.get("requests") if isinstance(payload, dict) else None
         if not isinstance(requests, list) or not requests:
             return self.error(400, "BadRequest", "A $batch body needs a non-empty 'requests' array.")
         if len(requests) > 100:
-            return self.error(
-                400, "BadRequest_BatchLimit", "The batch request exceeds the limit of 100 operations."
-            )
+            return self.error(400, "BadRequest", "The batch request exceeds the limit of 100 operations.")
         # `Isolation: snapshot` makes the batch one transaction: any failed operation undoes them all.
         snapshot = request.headers.get("isolation", "").lower() == "snapshot"
         with self.lock:
@@ -395,7 +792,7 @@ class BusinessCentral(Emulator):
                 series = dict(self.series)
             failed = True
             try:
-                responses = [self._batch_op(op, n) for n, op in enumerate(requests)]
+                responses = [self._batch_op(root, op, n) for n, op in enumerate(requests)]
                 failed = any(r["status"] >= 400 for r in responses)
             finally:
                 if snapshot:
@@ -405,16 +802,19 @@ class BusinessCentral(Emulator):
                     self.store.db.execute("RELEASE batch")
         return JSONResponse({"responses": responses})
 
-    def _batch_op(self, op: Any, n: int) -> dict[str, Any]:
+    def _batch_op(self, root: str, op: Any, n: int) -> dict[str, Any]:
         if not isinstance(op, dict):
             op = {}
         op_id = op.get("id", str(n))
         url = str(op.get("url", ""))
-        if "/api/v2.0/" in url:  # absolute URLs are allowed too
-            url = url.split("/api/v2.0/", 1)[1]
+        for candidate in ROOTS:  # absolute URLs are allowed too, to either root
+            if f"/api/{candidate}/" in url:
+                root, url = candidate, url.split(f"/api/{candidate}/", 1)[1]
+                break
         path, _, query = url.lstrip("/").partition("?")
         try:
             status, body, headers = self.handle(
+                root,
                 str(op.get("method", "GET")).upper(),
                 path,
                 dict(parse_qsl(query, keep_blank_values=True)),
@@ -430,40 +830,117 @@ class BusinessCentral(Emulator):
             answer["body"] = body
         return answer
 
-    # --- admin -------------------------------------------------------------------------------------------
-    def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
-        counts = {}
-        # Referenced records first, so links (currency, unit, company number) resolve.
-        order = [
-            "companies",
-            "currencies",
-            "unitsOfMeasure",
-            "salespeople",
-            "customers",
-            "contacts",
-            "items",
-            "resources",
+    # --- $metadata -------------------------------------------------------------------------------------
+    def metadata(self, root: str) -> str:
+        """CSDL of the root's entity sets, generated from the contract."""
+        sets = sorted(ROOTS[root])
+        enums: dict[str, tuple[str, ...]] = {}
+        types = []
+        for name in sets:
+            e = ENTITIES[name]
+            key = "contactId" if name == "contactsInformation" else "id"
+            props = []
+            for p in e.properties.values():
+                if p.enum:
+                    enum = p.type.removeprefix("NAV.")
+                    enums[enum] = p.enum
+                    kind = f"Microsoft.NAV.{enum}"
+                else:
+                    kind = EDM.get(p.type, "Edm.String")
+                length = f' MaxLength="{p.max_length}"' if p.max_length else ""
+                nullable = ' Nullable="false"' if p.name == key else ""
+                props.append(f'<Property Name="{p.name}" Type="{kind}"{nullable}{length}/>')
+            if name == "companies":
+                props += [
+                    f'<NavigationProperty Name="{s}" Type="Collection(Microsoft.NAV.{SINGULAR[s]})" '
+                    'ContainsTarget="true"/>'
+                    for s in sets
+                    if s != "companies"
+                ]
+            if name in ENTITIES["contactsInformation"].bound_to and "contactsInformation" in sets:
+                props.append(
+                    '<NavigationProperty Name="contactsInformation" '
+                    'Type="Collection(Microsoft.NAV.contactInformation)" ContainsTarget="true"/>'
+                )
+            types.append(
+                f'<EntityType Name="{SINGULAR[name]}"><Key><PropertyRef Name="{key}"/></Key>'
+                + "".join(props)
+                + "</EntityType>"
+            )
+        enum_xml = [
+            f'<EnumType Name="{n}">'
+            + "".join(f'<Member Name="{escape(_edm_name(m))}" Value="{i}"/>' for i, m in enumerate(members))
+            + "</EnumType>"
+            for n, members in sorted(enums.items())
         ]
-        for entity in sorted(data, key=lambda e: order.index(e) if e in order else 99):
+        container = (
+            '<EntityContainer Name="NAV">'
+            + "".join(f'<EntitySet Name="{s}" EntityType="Microsoft.NAV.{SINGULAR[s]}"/>' for s in sets)
+            + "</EntityContainer>"
+        )
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>'
+            '<Schema Namespace="Microsoft.NAV" xmlns="http://docs.oasis-open.org/odata/ns/edm">'
+            + "".join(enum_xml + types)
+            + container
+            + "</Schema></edmx:DataServices></edmx:Edmx>"
+        )
+
+    # --- admin -------------------------------------------------------------------------------------------
+    SEED_ORDER = [
+        "companies",
+        "countriesRegions",
+        "companyInformation",
+        "currencies",
+        "currencyExchangeRates",
+        "unitsOfMeasure",
+        "paymentTerms",
+        "shipmentMethods",
+        "salespeoplePurchasers",
+        "customers",
+        "vendors",
+        "contacts",
+        "items",
+        "resources",
+    ]
+
+    def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        """Rows are written as the API would write them (relations checked, company contacts and
+        business relations created), but may set read-only fields. A customer/vendor row may carry
+        `companyContact: {id, number}` to fix its company contact's keys (deterministic demo data)."""
+        counts = {}
+        for entity in sorted(data, key=lambda e: self.SEED_ORDER.index(e) if e in self.SEED_ORDER else 99):
             rows = data[entity]
             if entity == "companies":
                 for row in rows:
-                    self.store.put("companies", str(row["id"]).lower(), {**row, "id": str(row["id"]).lower()})
-            elif entity not in BC_ENTITIES:
+                    self._add_company(row)
+            elif entity not in STORED or entity == "contactsInformation":
                 raise KeyError(entity)
             else:
                 for row in rows:
                     company = str(row.get("companyId") or DEFAULT_COMPANY["id"]).lower()
-                    fields = {k: v for k, v in row.items() if k != "companyId"}
-                    current = self.store.get(entity, str(row["id"]).lower()) if row.get("id") else None
-                    self.write(company, entity, fields, current)
+                    hint = row.get("companyContact")
+                    fields = {k: v for k, v in row.items() if k not in ("companyId", "companyContact")}
+                    current = None
+                    if entity == "companyInformation":
+                        current = self.store.query("companyInformation", "1=1", [], part=company, limit=1)[0]
+                        fields.pop("id", None)
+                    elif row.get("id"):
+                        current = self.store.get(entity, str(row["id"]).lower(), company)
+                    if current is not None:
+                        fields.pop("id", None)
+                    try:
+                        self.write(company, entity, fields, current, trusted=True, contact_hint=hint)
+                    except BcError as exc:
+                        raise KeyError(f"{entity} row {row}: {exc.code}: {exc.message}") from None
             counts[entity] = len(rows)
         return counts
 
     def records(self, entity: str) -> list[dict[str, Any]]:
         if entity == "companies":
             return self.store.query("companies", "1=1", [], limit=10**9)
-        if entity not in BC_ENTITIES:
+        if entity not in STORED:
             raise KeyError(entity)
         return [self.shape(r) for r in self.store.query(entity, "1=1", [], limit=10**9)]
 

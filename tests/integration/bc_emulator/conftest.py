@@ -28,6 +28,15 @@ class Bc:
     def company(self) -> str:
         return f"{self.api}/companies({COMPANY})"
 
+    @property
+    def custom(self) -> str:
+        """The project's own API pages (resources, salespeoplePurchasers): api/bcsync/crm/v1.0."""
+        return self.api.replace("/api/v2.0", "/api/bcsync/crm/v1.0")
+
+    @property
+    def custom_company(self) -> str:
+        return f"{self.custom}/companies({COMPANY})"
+
     def headers(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", **extra}
 
