@@ -107,8 +107,12 @@ class Stack:
             }
         authority = self.endpoints.get("idp", {}).get("authority", "")
         ca = str(idp_dir / "ca.pem")
+        tls = []
+        if "dataverse" in self.components and (idp_dir / "server.pem").exists():
+            self.ports["dataverse_https"] = procs.free_port()
+            tls = ["--https-port", str(self.ports["dataverse_https"])]
         for name, module, extra in (
-            ("dataverse", "devstack.dataverse_emulator", []),
+            ("dataverse", "devstack.dataverse_emulator", tls),
             ("bc", "devstack.bc_emulator", ["--tenant", self.tenant, "--environment", "production"]),
         ):
             if name not in self.components:
@@ -123,6 +127,13 @@ class Stack:
                 procs.wait_for_port(self.ports[name], proc=self.procs[name])
                 base = f"http://127.0.0.1:{self.ports[name]}"
                 self.endpoints[name] = {"api": base, "admin": f"{base}/_admin"}
+        if "dataverse" in self.procs and tls:
+            # The same emulator over TLS (certificate of the devstack CA); the http keys stay as they are.
+            procs.wait_for_port(self.ports["dataverse_https"], proc=self.procs["dataverse"])
+            self.endpoints["dataverse_https"] = {
+                "api": f"https://127.0.0.1:{self.ports['dataverse_https']}",
+                "ca": ca,
+            }
         if data == "demo":
             self.seed_demo(records)
         if "host" in self.components:
