@@ -5,6 +5,7 @@ import logging
 import azure.functions as func
 
 from functions.http_util import context
+from shared import telemetry
 from shared.sync import orchestrator
 from shared.sync.orchestrator import RunConflict, StartRequest
 
@@ -14,6 +15,11 @@ log = logging.getLogger("scheduler")
 
 @bp.timer_trigger(arg_name="timer", schedule="%SYNC_SCHEDULE%", run_on_startup=False)
 def scheduled_sync(timer: func.TimerRequest) -> None:
+    with telemetry.timer_span():
+        _scheduled_sync(timer)
+
+
+def _scheduled_sync(timer: func.TimerRequest) -> None:
     ctx = context()
     for action in orchestrator.sweep(ctx):
         log.warning("sweeper: %s", action)

@@ -6,6 +6,7 @@ import logging
 import azure.functions as func
 
 from functions.http_util import context
+from shared import telemetry
 from shared.store import sync_queue
 from shared.store.tables import SYNC_QUEUE
 from shared.sync import orchestrator
@@ -35,5 +36,6 @@ def sync_poison(msg: func.QueueMessage) -> None:
         log.error("dropping malformed poison message %s", msg.id)
         return
     if isinstance(body, dict):
+        telemetry.poison_message(body)
         reason = f"slice failed {MAX_DEQUEUE} times (the worker log has the exception); moved to poison"
         orchestrator.fail_poisoned(context(), body, reason)

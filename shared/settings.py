@@ -129,6 +129,22 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PORTAL_AUTH_AUDIENCE", "", "Expected audience of portal/ribbon tokens (entra mode)."),
     Setting("PORTAL_AUTH_ISSUER", "", "Expected issuer of portal/ribbon tokens; empty = authority + tenant."),
+    # Telemetry (shared/telemetry.py): off unless one of these is set
+    Setting(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "",
+        "Application Insights connection string: traces, metrics and logs through the Azure Monitor "
+        "OpenTelemetry distro. Empty = telemetry off (unless one of the two below is set).",
+    ),
+    Setting(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "Local: send traces and metrics to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318).",
+        azure_managed=True,
+    ),
+    Setting(
+        "TELEMETRY_CONSOLE", "", "Local: 1 = print spans and metrics to stderr.", azure_managed=True
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -222,6 +238,9 @@ class Settings:
     portal_auth_mode: str
     portal_auth_audience: str
     portal_auth_issuer: str
+    telemetry_connection_string: str
+    otlp_endpoint: str
+    telemetry_console: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -276,6 +295,9 @@ class Settings:
             portal_auth_mode=mode,
             portal_auth_audience=_get(env, "PORTAL_AUTH_AUDIENCE"),
             portal_auth_issuer=_get(env, "PORTAL_AUTH_ISSUER"),
+            telemetry_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            otlp_endpoint=_get(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            telemetry_console=_get(env, "TELEMETRY_CONSOLE").lower() in ("1", "true", "yes"),
         )
 
 

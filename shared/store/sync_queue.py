@@ -8,6 +8,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 
+from shared import telemetry
 from shared.store.clients import queue
 from shared.store.tables import SYNC_QUEUE
 
@@ -15,7 +16,11 @@ VERSION = 1
 
 
 def message(run_id: str, mapping: str, seq: int, sync_pass: str | None = None) -> dict[str, Any]:
-    return {"run": run_id, "mapping": mapping, "seq": seq, "pass": sync_pass, "v": VERSION}
+    msg: dict[str, Any] = {"run": run_id, "mapping": mapping, "seq": seq, "pass": sync_pass, "v": VERSION}
+    trace = telemetry.message_trace(run_id, mapping)
+    if trace:  # optional: the run's and job's trace context (W3C traceparent); readers never need it
+        msg["trace"] = trace
+    return msg
 
 
 def parse(body: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceModifiedError
 
-from shared import usage
+from shared import telemetry, usage
 from shared.mappings import Mapping
 from shared.store import sync_queue
 from shared.store.errors import SyncError
@@ -58,6 +58,7 @@ class StartRequest:
     full: bool = False  # for kind=mapping: a full sync of that one mapping
 
 
+@telemetry.traced_run
 def start_run(ctx, request: StartRequest) -> Run:
     """Create the run and its jobs, then enqueue one message per mapping in dependency order."""
     all_mappings = ctx.mappings.all()  # dependency order
@@ -200,6 +201,7 @@ def handle_message(ctx, body: dict[str, Any], inline_seconds: float = INLINE_SEC
     return "; ".join(outcomes)
 
 
+@telemetry.traced_slice
 def _handle_one(ctx, body: dict[str, Any], inline: bool) -> tuple[str, dict[str, Any] | None]:
     """One slice: what happened, and the job's next slice when it is to be done inline."""
     run_id, name, seq = body["run"], body["mapping"], body["seq"]
@@ -263,6 +265,7 @@ def _run_slice(
         ctx.runs.update(
             run.run_id, lambda r: False if r.status != "Pending" else setattr(r, "status", "Running")
         )
+    started = time.monotonic()
     with usage.meter() as meter:
         result = SliceRunner(ctx, run, job, mapping).run_slice()
         if result.errors and not run.dry_run:
@@ -287,6 +290,7 @@ def _run_slice(
         ctx.jobs.update(run.run_id, name, commit)
     except ResourceModifiedError:
         return "dropped: slice committed by another worker", None
+    telemetry.slice_finished(ctx, run, name, result, time.monotonic() - started)
     if result.done:
         ctx.states.release(lease)
         _after_job(ctx, run.run_id)
@@ -349,12 +353,18 @@ def _finish_run(ctx, run_id: str) -> None:
         # Before the run shows as finished, so whoever sees it finished sees the flag settled.
         _apply_decision(ctx, run, keep_cleared=run.after_full_sync == "keep")
 
+    flipped: list[bool] = []  # whether the write that stuck was ours (mutate may run per ETag retry)
+
     def mutate(r: Run):
+        flipped.clear()
         if r.status not in ACTIVE:
             return False
         r.status, r.finished_at = status, iso(now())
+        flipped.append(True)
 
-    ctx.runs.update(run_id, mutate)
+    finished = ctx.runs.update(run_id, mutate)
+    if flipped and finished is not None:
+        telemetry.run_finished(finished, jobs)
 
 
 def _final_status(run: Run, jobs: list[Job]) -> str:
