@@ -50,10 +50,11 @@ def compose_person_name(first: Any, last: Any) -> str:
     return " ".join(str(v).strip() for v in (first, last) if v and str(v).strip())
 
 
-def decimal_places(value: Any) -> int | None:
-    """BC ``amountDecimalPlaces`` ("2:2", "2:5", "0") -> the minimum number of decimals, within 0..10."""
+def decimal_places(value: Any) -> int:
+    """BC ``amountDecimalPlaces`` ("2:2", "2:5", "0") -> the minimum number of decimals, within 0..10;
+    blank is BC's default, 2:2."""
     match = re.match(r"\s*(\d+)", str(value or ""))
-    return min(int(match.group(1)), 10) if match else None
+    return min(int(match.group(1)), 10) if match else 2
 
 
 def new_code(name: Any, taken: set[str], length: int = 20) -> str:

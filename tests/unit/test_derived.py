@@ -37,7 +37,7 @@ def test_person_name_edges():
 
 def test_decimal_places():
     assert decimal_places("2:5") == 2 and decimal_places("0") == 0 and decimal_places("12:12") == 10
-    assert decimal_places("") is None and decimal_places(None) is None
+    assert decimal_places("") == decimal_places(None) == 2  # BC's default amount decimal places, 2:2
 
 
 def test_new_code_is_unique_and_bounded():

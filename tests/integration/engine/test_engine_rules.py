@@ -1,4 +1,5 @@
-"""One test per rule of DESIGN §4, against the emulators over HTTP and Azurite."""
+"""One test per synchronization rule (README "Synchronization rules"), against the emulators over HTTP and
+Azurite."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ import uuid
 
 import pytest
 
-from shared.sync.records import PageSync, crm_create_id
+from shared.sync.records import PageSync, bc_create_id, crm_create_id
 
 CUR_EUR = "a0000000-0000-4000-8000-000000000001"
-CUR_USD = "a0000000-0000-4000-8000-000000000002"
+CUR_SEK = "a0000000-0000-4000-8000-000000000002"
 
 
 def gid() -> str:
@@ -35,13 +36,26 @@ def account(name: str, **extra) -> dict:
     return {"accountid": gid(), "name": name, "customertypecode": 3, "statecode": 0, **extra}
 
 
+def rate(code: str, amount: float, relational: float, start: str = "2024-01-01") -> dict:
+    """A BC exchange rate: ``amount`` units of ``code`` = ``relational`` units of LCY (USD here)."""
+    return {
+        "id": gid(),
+        "currencyCode": code,
+        "startingDate": start,
+        "exchangeRateAmount": amount,
+        "relationalCurrencyCode": "",
+        "relationalExchangeRateAmount": relational,
+    }
+
+
 def seed_currencies(h) -> None:
     h.bc.seed(
         {
             "currencies": [
                 {"id": CUR_EUR, "code": "EUR", "displayName": "Euro", "symbol": "€"},
-                {"id": CUR_USD, "code": "USD", "displayName": "US dollar", "symbol": "$"},
-            ]
+                {"id": CUR_SEK, "code": "SEK", "displayName": "Swedish krona", "symbol": "kr"},
+            ],
+            "currencyExchangeRates": [rate("EUR", 100, 108), rate("SEK", 1000, 95)],
         }
     )
 
@@ -162,9 +176,13 @@ def test_lookup_missing_fails_or_clears_and_present_binds(harness):
     h = harness
     seed_currencies(h)
     h.bc.seed(
-        {"salespeople": [{"id": gid(), "code": "SP01", "name": "Sam Seller", "email": "sam@example.com"}]}
+        {
+            "salespeoplePurchasers": [
+                {"id": gid(), "code": "SP01", "displayName": "Sam Seller", "email": "sam@example.com"}
+            ]
+        }
     )
-    h.bc.seed({"customers": [customer("C500", "Lookup", currencyId=CUR_USD, salespersonCode="SP01")]})
+    h.bc.seed({"customers": [customer("C500", "Lookup", currencyId=CUR_SEK, salespersonCode="SP01")]})
     # CURRENCY has not run: the currency lookup clears (clear_on_fail) and the owner stays (keep_if_empty).
     run = h.run("full", ["CUSTOMER"])
     assert h.job(run, "CUSTOMER")["to_crm"]["inserted"] == 1
@@ -175,7 +193,7 @@ def test_lookup_missing_fails_or_clears_and_present_binds(harness):
         f.model_copy(update={"clear_on_fail": False}) if f.lookup == "CURRENCY" else f for f in m.fields
     ]
     h.ctx.mappings.replace(m.model_copy(update={"fields": fields}))
-    h.bc.seed({"customers": [customer("C501", "Strict", currencyId=CUR_USD)]})
+    h.bc.seed({"customers": [customer("C501", "Strict", currencyId=CUR_SEK)]})
     run = h.run("modified", ["CUSTOMER"])
     errors = h.ctx.errors.list(run_id=run["run_id"])
     assert any("lookup failed" in e.message for e in errors)
@@ -183,8 +201,8 @@ def test_lookup_missing_fails_or_clears_and_present_binds(harness):
     # Once CURRENCY is coupled the lookup binds.
     h.run("full", ["CURRENCY"])
     run = h.run("modified", ["CUSTOMER"])
-    usd = next(c for c in h.dv.records("transactioncurrencies") if c["isocurrencycode"] == "USD")
-    assert accounts_by_name(h)["Strict"]["_transactioncurrencyid_value"] == usd["transactioncurrencyid"]
+    sek = next(c for c in h.dv.records("transactioncurrencies") if c["isocurrencycode"] == "SEK")
+    assert accounts_by_name(h)["Strict"]["_transactioncurrencyid_value"] == sek["transactioncurrencyid"]
 
 
 def test_same_error_twice_puts_the_record_in_skipped_records(harness):
@@ -272,29 +290,43 @@ def test_crash_after_destination_write_before_coupling_leaves_no_duplicate(harne
     assert run["status"] == "Succeeded"
 
 
-def test_bc_create_crash_is_journaled_and_not_repeated(harness, monkeypatch):
+def test_bc_create_crash_is_not_repeated_the_record_carries_a_deterministic_id(harness, monkeypatch):
     h = harness
     h.dv.seed({"accounts": [account("FromCrm", emailaddress1="fromcrm@example.com")]})
     m = h.ctx.mappings.by_name()["CUSTOMER"]
     records = [a for a in h.dv.records("accounts") if a["name"] == "FromCrm"]
+    crm_id = records[0]["accountid"]
     page = PageSync(h.ctx, m, "from_crm", run_id="crash-run", create_uncoupled=True)
     monkeypatch.setattr(h.ctx.couplings, "create_many", _crash)
     with pytest.raises(RuntimeError):
         page.run(records)
     monkeypatch.undo()
+    created = [c for c in h.bc.records("customers") if c["displayName"] == "FromCrm"]
+    assert [c["id"] for c in created] == [bc_create_id("CUSTOMER", crm_id)]
+    # Nothing was written back to CRM: the coupling was never won.
+    assert not next(a for a in h.dv.records("accounts") if a["accountid"] == crm_id).get("accountnumber")
+    # The slice is redone — without match fields, so it creates again: the create finds the record it
+    # made (same id) and couples it.
+    from shared.sync.matching import MatchIndex
+
+    no_match = MatchIndex(h.ctx, m, "from_crm", groups=[])
+    redo = PageSync(h.ctx, m, "from_crm", run_id="redo", create_uncoupled=True, matcher=no_match).run(records)
+    assert [o.result for o in redo.outcomes] == ["inserted"], redo.outcomes
     assert [c["displayName"] for c in h.bc.records("customers")].count("FromCrm") == 1
-    crm_id = records[0]["accountid"]
-    assert h.ctx.couplings.pending("CUSTOMER", [crm_id])  # the crashed attempt's journal row
-    h.run("full", ["CUSTOMER"])
-    assert [c["displayName"] for c in h.bc.records("customers")].count("FromCrm") == 1
-    assert h.ctx.couplings.get("CUSTOMER", crm_id=crm_id) is not None
-    assert h.ctx.couplings.pending("CUSTOMER", [crm_id]) == {}  # resolved, so cleared
+    coupling = h.ctx.couplings.get("CUSTOMER", crm_id=crm_id)
+    assert coupling is not None and coupling.bc_id == created[0]["id"]
+    number = next(a for a in h.dv.records("accounts") if a["accountid"] == crm_id)["accountnumber"]
+    assert number == created[0]["number"]  # written back once the coupling was won
 
 
 def test_unresolvable_owner_never_clears_the_bc_salesperson(harness):
     h = harness
     h.bc.seed(
-        {"salespeople": [{"id": gid(), "code": "SP99", "name": "Not in CRM", "email": "nobody@example.com"}]}
+        {
+            "salespeoplePurchasers": [
+                {"id": gid(), "code": "SP99", "displayName": "Not in CRM", "email": "nobody@example.com"}
+            ]
+        }
     )
     h.bc.seed({"customers": [customer("C990", "Owned", salespersonCode="SP99")]})
     run = h.run("full", ["SALESPEOPLE", "CUSTOMER"])
@@ -309,7 +341,12 @@ def test_change_probe_skips_only_what_has_nothing_new_and_fails_open(harness, mo
     from shared.sync import probe
 
     h = harness
-    h.bc.seed({"currencies": [{"id": gid(), "code": "SEK", "displayName": "Swedish krona"}]})
+    h.bc.seed(
+        {
+            "currencies": [{"id": gid(), "code": "SEK", "displayName": "Swedish krona"}],
+            "currencyExchangeRates": [rate("SEK", 1000, 95)],
+        }
+    )
     h.bc.seed({"unitsOfMeasure": [{"id": gid(), "code": "BOX", "displayName": "Box"}]})
     run = h.run("full", ["CURRENCY", "UNIT OF MEASURE"])
     assert h.job(run, "CURRENCY")["to_crm"]["inserted"] == 1, run
