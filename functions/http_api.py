@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from functions.http_util import api, body_of, context, json_response
-from shared.api import records, service
+from shared.api import limits, records, service
 from shared.api.openapi import document as openapi_document
 
 bp = func.Blueprint()
@@ -106,7 +106,9 @@ def records_create(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="mappings/{name}/match", methods=["POST"], auth_level=KEY)
 @api
 def match(req: func.HttpRequest) -> func.HttpResponse:
-    return json_response(records.match(context(), req.route_params["name"], body_of(req)))
+    body = body_of(req)
+    limits.check(context(), limits.DRY_RUNS)  # a match reads the whole source, like a dry run
+    return json_response(records.match(context(), req.route_params["name"], body))
 
 
 @bp.route(route="mappings/{name}/skipped/restore", methods=["POST"], auth_level=KEY)

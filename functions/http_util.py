@@ -9,6 +9,8 @@ from typing import Any
 
 import azure.functions as func
 
+from shared.api import limits
+from shared.api.auth import ADMIN, caller_id, check_user
 from shared.api.errors import ApiError, parse_json_body
 from shared.connectors.errors import ConnectorError
 from shared.sync.context import SyncContext
@@ -36,15 +38,24 @@ def body_of(req: func.HttpRequest, required: bool = False) -> dict[str, Any]:
     return parse_json_body(req.get_body() or b"", required)
 
 
-def api(handler):
-    """Turn ApiError into its 4xx JSON, upstream failures into 502, anything else into a logged 500."""
+def api(handler=None, *, roles: tuple[str, ...] = ADMIN):
+    """Check the Entra token (entra mode; ``roles`` = app roles that may call the route), then turn
+    ApiError into its 4xx JSON, upstream failures into 502, anything else into a logged 500."""
+    if handler is None:
+        return functools.partial(api, roles=roles)
 
     @functools.wraps(handler)
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
         try:
+            claims = check_user(context().settings, req.headers, roles)
+            key = req.headers.get("x-functions-key") or req.params.get("code") or ""
+            limits.current_caller.set(caller_id(claims, key))  # rate limits count per caller
             return handler(req)
         except ApiError as exc:
-            return json_response(exc.body(), exc.status)
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            if exc.status == 401:
+                headers = {**(headers or {}), "WWW-Authenticate": 'Bearer error="invalid_token"'}
+            return json_response(exc.body(), exc.status, headers)
         except ConnectorError as exc:
             log.warning("upstream error in %s: %s %s", handler.__name__, exc.service, exc.code)
             body = {"error": {"code": "UpstreamError", "message": f"{exc.service}: {exc.message}"}}

@@ -12,18 +12,27 @@ from pathlib import Path
 
 import azure.functions as func
 
-from functions.http_util import api, context
-from shared.api.auth import check_user
+from functions.http_util import api
 from shared.api.i18n import LANGUAGES, negotiate
+from shared.contracts import bc_entities, dataverse_tables
 
 bp = func.Blueprint()
 ROOT = Path(__file__).resolve().parent.parent / "portal"
 
 
+def catalogue() -> dict[str, dict[str, list[str]]]:
+    """Field names per entity on both sides (shared.contracts): the field-mapping editor's choices."""
+    return {
+        "bc": {name: sorted(e.properties) for name, e in bc_entities().items()},
+        "crm": {name: sorted(t.properties) for name, t in dataverse_tables().items()},
+    }
+
+
 def render(lang: str, nonce: str) -> str:
     messages = {code: json.loads((ROOT / "i18n" / f"{code}.json").read_text("utf-8")) for code in LANGUAGES}
+    page = {"lang": lang, "messages": messages, "catalogue": catalogue()}
     # "</" would end the inline script early; JSON allows "<\/".
-    data = json.dumps({"lang": lang, "messages": messages}, ensure_ascii=False).replace("</", "<\\/")
+    data = json.dumps(page, ensure_ascii=False).replace("</", "<\\/")
     html = (ROOT / "index.html").read_text("utf-8")
     return (
         html.replace("{{LANG}}", lang)
@@ -35,9 +44,8 @@ def render(lang: str, nonce: str) -> str:
 
 
 @bp.route(route="portal", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-@api
+@api  # PORTAL_AUTH_MODE=entra: an Entra ID token with Sync.Admin as well (checked by @api)
 def portal(req: func.HttpRequest) -> func.HttpResponse:
-    check_user(context().settings, req.headers)  # PORTAL_AUTH_MODE=entra: an Entra ID token as well
     nonce = secrets.token_urlsafe(18)
     lang = negotiate(req.headers.get("accept-language"))
     headers = {

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
+MAX_DEPTH = 32  # nested parentheses, ``not`` and function calls; deeper input is refused, not recursed into
 FUNCTIONS = {"contains": 2, "startswith": 2, "endswith": 2, "tolower": 1, "toupper": 1}
 
 _TOKEN = re.compile(
@@ -88,6 +89,12 @@ class _Parser:
     def __init__(self, text: str):
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def nested(self, pos: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise FilterError(f"filter nests deeper than {MAX_DEPTH} levels at position {pos}")
 
     def peek(self) -> tuple[str, str, int] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -131,8 +138,12 @@ class _Parser:
         return node
 
     def not_expr(self):
+        token = self.peek()
         if self.keyword("not"):
-            return Not(self.not_expr())
+            self.nested(token[2])
+            node = Not(self.not_expr())
+            self.depth -= 1
+            return node
         return self.comparison()
 
     def comparison(self):
@@ -151,15 +162,20 @@ class _Parser:
     def operand(self):
         kind, value, pos = self.take()
         if kind == "punct" and value == "(":
+            self.nested(pos)
             node = self.or_expr()
             self.expect(")")
+            self.depth -= 1
             return node
         if kind == "string":
             return Literal(value[1:-1].replace("''", "'"))
         if kind == "guid":
             return Literal(value.lower())
         if kind == "datetime":
-            return Literal(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            try:
+                return Literal(datetime.fromisoformat(value.replace("Z", "+00:00")))
+            except ValueError:
+                raise FilterError(f"invalid datetime {value!r} at position {pos}") from None
         if kind == "number":
             return Literal(float(value) if "." in value else int(value))
         if kind == "name":
@@ -169,11 +185,13 @@ class _Parser:
                 return Literal(None)
             if value in FUNCTIONS:
                 self.expect("(")
+                self.nested(pos)
                 args = [self.operand()]
                 while self.peek() and self.peek()[1] == ",":
                     self.take()
                     args.append(self.operand())
                 self.expect(")")
+                self.depth -= 1
                 if len(args) != FUNCTIONS[value]:
                     raise FilterError(f"{value}() takes {FUNCTIONS[value]} argument(s)")
                 return Call(value, tuple(args))

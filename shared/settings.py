@@ -123,12 +123,40 @@ SETTINGS: tuple[Setting, ...] = (
         "Prefix for the app's table names (lets tests share one storage account).",
         azure_managed=True,
     ),
+    # Limits
+    Setting(
+        "RETENTION_DAYS",
+        "90",
+        "Runs, their jobs and errors older than this many days are deleted by the daily retention timer.",
+    ),
+    Setting(
+        "RATE_LIMIT_WINDOW_SECONDS", "60", "Length of the fixed window the two rate limits below count in."
+    ),
+    Setting(
+        "RATE_LIMIT_RUN_STARTS",
+        "30",
+        "Run starts (full, modified, one mapping) per caller and window; more answer 429. 0 = no limit.",
+    ),
+    Setting(
+        "RATE_LIMIT_DRY_RUNS",
+        "10",
+        "Dry runs (full-sync dry runs, match requests) per caller and window; more answer 429. 0 = no limit.",
+    ),
     # Portal and ribbon authentication (in addition to function keys)
     Setting(
         "PORTAL_AUTH_MODE", "function_key", "function_key, or entra to also require an Entra ID bearer token."
     ),
-    Setting("PORTAL_AUTH_AUDIENCE", "", "Expected audience of portal/ribbon tokens (entra mode)."),
-    Setting("PORTAL_AUTH_ISSUER", "", "Expected issuer of portal/ribbon tokens; empty = authority + tenant."),
+    Setting(
+        "PORTAL_AUTH_AUDIENCE",
+        "",
+        "Accepted audiences of Entra tokens (entra mode), comma-separated: the API's App ID URI and/or "
+        "client id; empty = ENTRA_CLIENT_ID.",
+    ),
+    Setting(
+        "PORTAL_AUTH_ISSUER",
+        "",
+        "Accepted issuer of v2.0 tokens; empty = authority + tenant + /v2.0 (v1.0: sts.windows.net/<tenant>/).",
+    ),
     # Telemetry (shared/telemetry.py): off unless one of these is set
     Setting(
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
@@ -235,6 +263,10 @@ class Settings:
     lease_seconds: int
     slice_claim_seconds: int
     table_prefix: str
+    retention_days: int
+    rate_limit_window_seconds: int
+    rate_limit_run_starts: int
+    rate_limit_dry_runs: int
     portal_auth_mode: str
     portal_auth_audience: str
     portal_auth_issuer: str
@@ -292,6 +324,10 @@ class Settings:
             lease_seconds=_int(env, "LEASE_SECONDS", 10, 86400),
             slice_claim_seconds=_int(env, "SLICE_CLAIM_SECONDS", 5, 3600),
             table_prefix=_get(env, "STORAGE_TABLE_PREFIX"),
+            retention_days=_int(env, "RETENTION_DAYS", 1, 36500),
+            rate_limit_window_seconds=_int(env, "RATE_LIMIT_WINDOW_SECONDS", 1, 86400),
+            rate_limit_run_starts=_int(env, "RATE_LIMIT_RUN_STARTS", 0, 100000),
+            rate_limit_dry_runs=_int(env, "RATE_LIMIT_DRY_RUNS", 0, 100000),
             portal_auth_mode=mode,
             portal_auth_audience=_get(env, "PORTAL_AUTH_AUDIENCE"),
             portal_auth_issuer=_get(env, "PORTAL_AUTH_ISSUER"),

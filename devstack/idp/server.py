@@ -1,9 +1,12 @@
 """The token authority: HTTPS with a CA devstack generates, discovery, JWKS, a v2.0 token endpoint.
 
-Issues RS256 JWTs for the client-credentials grant, like Entra ID: ``aud`` is the resource of the
-requested ``<resource>/.default`` scope; ``iss`` is ``<authority>/v2.0``. Works with msal's
+Issues RS256 JWTs for the client-credentials grant, like Entra ID: v2.0 tokens from
+``/oauth2/v2.0/token`` (``aud`` the resource of the requested ``<resource>/.default`` scope, ``iss``
+``<authority>/v2.0``) and v1.0 tokens from ``/oauth2/token`` (``resource=``, ``iss``
+``https://sts.windows.net/<tenant>/``, as Entra's v1 endpoint issues them). Works with msal's
 ConfidentialClientApplication (authority on this host, instance discovery off, CA trusted explicitly).
-``/_admin/token`` mints arbitrary tokens (expired, wrong audience, ...) for security tests.
+``/_admin/token`` mints arbitrary tokens of either version (roles, expired, wrong audience, ...) for
+tests and for signing in to the portal locally in entra mode.
 """
 
 from __future__ import annotations
@@ -61,7 +64,15 @@ def oid_for(client_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "oid:" + client_id))
 
 
-def build_app(port: int, state: Path, tenant: str, client_id: str, secret: str, lifetime: int) -> Starlette:
+def build_app(
+    port: int,
+    state: Path,
+    tenant: str,
+    client_id: str,
+    secret: str,
+    lifetime: int,
+    app_roles: list[str] | None = None,
+) -> Starlette:
     key = signing_key(state)
     numbers = key.public_key().public_numbers()
     kid = uuid.uuid5(uuid.NAMESPACE_URL, _b64(numbers.n)).hex[:16]
@@ -84,22 +95,22 @@ def build_app(port: int, state: Path, tenant: str, client_id: str, secret: str, 
         body = {"error": code, "error_description": f"AADSTS{aadsts}: {description}", "error_codes": [aadsts]}
         return JSONResponse(body, status_code=status)
 
-    def mint(aud: str, expires_in: int, extra: dict | None = None) -> str:
+    def mint(aud: str, expires_in: int, extra: dict | None = None, version: str = "2.0") -> str:
         now = int(time.time())
         claims = {
             "aud": aud,
-            "iss": issuer,
+            "iss": issuer if version == "2.0" else f"https://sts.windows.net/{tenant}/",
             "iat": now,
             "nbf": now,
             "exp": now + expires_in,
             "tid": tenant,
-            "appid": client_id,
-            "azp": client_id,
             "oid": oid_for(client_id),
             "sub": oid_for(client_id),
-            "ver": "2.0",
-            "roles": [],
+            "ver": version,
+            "roles": list(app_roles or []),
         }
+        # v1.0 names the client appid; v2.0 azp.
+        claims.update({"appid": client_id} if version == "1.0" else {"azp": client_id, "appid": client_id})
         claims.update(extra or {})
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
@@ -145,6 +156,19 @@ def build_app(port: int, state: Path, tenant: str, client_id: str, secret: str, 
             )
         if given_secret != secret:
             return error(401, "invalid_client", "Invalid client secret provided.", 7000215)
+        if request.url.path.endswith("/oauth2/token"):  # the v1.0 endpoint: resource=, v1.0 token
+            resource = str(form.get("resource") or "")
+            if not resource:
+                return error(400, "invalid_request", "The request body must contain 'resource'.", 900144)
+            access = mint(resource, lifetime, version="1.0")
+            return JSONResponse(
+                {
+                    "token_type": "Bearer",
+                    "expires_in": str(lifetime),
+                    "resource": resource,
+                    "access_token": access,
+                }
+            )
         scope = str(form.get("scope") or "").split()
         resources = [s[: -len("/.default")] for s in scope if s.endswith("/.default")]
         if len(resources) != 1 or len(scope) != 1:
@@ -164,9 +188,11 @@ def build_app(port: int, state: Path, tenant: str, client_id: str, secret: str, 
         if bad:
             return bad
         body = await request.json()
-        return JSONResponse(
-            {"access_token": mint(body["aud"], int(body.get("expires_in", 3600)), body.get("claims"))}
-        )
+        version = str(body.get("version") or "2.0")
+        if version not in ("1.0", "2.0"):
+            return error(400, "invalid_request", "version must be 1.0 or 2.0.", 900144)
+        token = mint(body["aud"], int(body.get("expires_in", 3600)), body.get("claims"), version)
+        return JSONResponse({"access_token": token})
 
     return Starlette(
         routes=[
@@ -174,6 +200,7 @@ def build_app(port: int, state: Path, tenant: str, client_id: str, secret: str, 
             Route("/{tenant}/.well-known/openid-configuration", discovery),
             Route("/{tenant}/discovery/v2.0/keys", keys),
             Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
+            Route("/{tenant}/oauth2/token", token, methods=["POST"]),
             Route("/{tenant}/_admin/token", admin_token, methods=["POST"]),
         ]
     )
@@ -187,10 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client-id", required=True)
     parser.add_argument("--client-secret", required=True)
     parser.add_argument("--token-lifetime", type=int, default=3600)
+    parser.add_argument("--app-roles", default="", help="comma-separated roles of client-credential tokens")
     args = parser.parse_args(argv)
     cert, key = ensure_certificates(args.state_dir)
+    roles = [r for r in args.app_roles.split(",") if r]
     app = build_app(
-        args.port, args.state_dir, args.tenant, args.client_id, args.client_secret, args.token_lifetime
+        args.port, args.state_dir, args.tenant, args.client_id, args.client_secret, args.token_lifetime, roles
     )
     print(json.dumps({"idp": f"https://127.0.0.1:{args.port}/{args.tenant}"}), flush=True)
     uvicorn.run(

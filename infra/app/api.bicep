@@ -128,6 +128,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SLICE_MAX_RECORDS: '5000'
       LEASE_SECONDS: '600'
       SLICE_CLAIM_SECONDS: '120'
+      // Limits
+      RETENTION_DAYS: '90'
+      RATE_LIMIT_WINDOW_SECONDS: '60'
+      RATE_LIMIT_RUN_STARTS: '30'
+      RATE_LIMIT_DRY_RUNS: '10'
       // Portal and ribbon authentication
       PORTAL_AUTH_MODE: portalAuthMode
       PORTAL_AUTH_AUDIENCE: ''

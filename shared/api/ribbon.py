@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ BC_PAGES = {
     "salespeople": (5116, "Code", "code"),
     "unitsOfMeasure": (209, "Code", "code"),
 }
+COUPLING_WAIT_SECONDS = 15
 MESSAGES: dict[str, dict[str, str]] = json.loads(
     (Path(__file__).parent / "ribbon_messages.json").read_text("utf-8")
 )
@@ -77,7 +79,38 @@ def bc_url(ctx, m: Mapping, bc_record: dict[str, Any]) -> str:
     )
 
 
-def open_record(ctx, entity: str | None, record_id: str | None, accept_language: str | None) -> RibbonAnswer:
+def _coupled_answer(ctx, lang: str, m: Mapping, bc_id: str) -> RibbonAnswer:
+    bc_record = ctx.bc.get(m.bc_entity, bc_id)
+    if bc_record is None:
+        return RibbonAnswer(200, html=page(lang, "missing"))
+    return RibbonAnswer(302, location=bc_url(ctx, m, bc_record))
+
+
+def _await_coupling(ctx, m: Mapping, crm_id: str, seconds: float = COUPLING_WAIT_SECONDS):
+    """The coupling a concurrent click of the same record is making, once it exists (None after
+    ``seconds``)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        c = ctx.couplings.get(m.name, crm_id=crm_id)
+        if c is not None or time.monotonic() >= deadline:
+            return c
+        time.sleep(0.25)
+
+
+def open_record(
+    ctx,
+    entity: str | None,
+    record_id: str | None,
+    accept_language: str | None,
+    prefetch: bool = False,
+) -> RibbonAnswer:
+    """Open (coupling first when allowed) the BC record of a CRM record.
+
+    Safe to repeat: the BC record is created through the engine's create path, whose BC id derives
+    from the CRM id, so repeated or concurrent clicks create one record; a click that lost the race
+    waits for the winner's coupling and opens the same record. A prefetch (``prefetch``) never
+    creates anything: it is declined with 503 unless the record is coupled already.
+    """
     lang = negotiate(accept_language)
     if not entity or not re.fullmatch(r"[a-z_]{1,64}", entity):
         raise ApiError(
@@ -93,10 +126,9 @@ def open_record(ctx, entity: str | None, record_id: str | None, accept_language:
     for m in mappings:
         c = ctx.couplings.get(m.name, crm_id=crm_id)
         if c is not None:
-            bc_record = ctx.bc.get(m.bc_entity, c.bc_id)
-            if bc_record is None:
-                return RibbonAnswer(200, html=page(lang, "missing"))
-            return RibbonAnswer(302, location=bc_url(ctx, m, bc_record))
+            return _coupled_answer(ctx, lang, m, c.bc_id)
+    if prefetch:
+        return RibbonAnswer(503)  # browsers drop a non-2xx prefetch and load the page on the real click
     record = ctx.dataverse.get(mappings[0].crm_entity, crm_id)
     if record is None:
         raise ApiError(404, "RecordNotFound", f"no {entity} record {crm_id} in Dataverse", "id")
@@ -122,6 +154,9 @@ def open_record(ctx, entity: str | None, record_id: str | None, accept_language:
 
     ctx.runs.update(run.run_id, finish)
     if not ok:
+        c = _await_coupling(ctx, m, crm_id)  # a concurrent click may have won the create
+        if c is not None:
+            return _coupled_answer(ctx, lang, m, c.bc_id)
         return RibbonAnswer(
             200, html=page(lang, "failed", error=(outcome.message if outcome else "unknown") or "")
         )

@@ -7,10 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.api import limits
 from shared.api.errors import ApiError, from_validation
-from shared.mappings import FieldMapping, Mapping, MappingError
+from shared.connectors.errors import BadRequest, ConnectorError
+from shared.mappings import FieldMapping, Mapping, MappingError, validate_mappings
+from shared.store.mapping_defs import MappingConflict
 from shared.sync import orchestrator
-from shared.sync.orchestrator import RunConflict, StartRequest, UnknownMapping
+from shared.sync.orchestrator import DecisionConflict, RunConflict, StartRequest, UnknownMapping
 
 RUN_ID = re.compile(r"^\d{13}-[0-9a-f]{6}$")
 MAPPING_NAME = re.compile(r"^[A-Z0-9][A-Z0-9 _-]{0,63}$")
@@ -74,6 +77,7 @@ def mapping_or_404(ctx, name: str) -> Mapping:
 
 
 def _start(ctx, request: StartRequest) -> dict[str, Any]:
+    limits.check(ctx, limits.DRY_RUNS if request.dry_run else limits.RUN_STARTS)
     try:
         run = orchestrator.start_run(ctx, request)
     except UnknownMapping as exc:
@@ -136,7 +140,10 @@ def decide(ctx, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(404, "UnknownRun", f"no run {run_id}", "run_id")
     if run.status != "AwaitingDecision":
         raise ApiError(409, "NoDecisionPending", f"run {run_id} is {run.status}, not AwaitingDecision")
-    return orchestrator.decide(ctx, run_id, b.keep_sync_all_records).api()
+    try:
+        return orchestrator.decide(ctx, run_id, b.keep_sync_all_records).api()
+    except DecisionConflict as exc:
+        raise ApiError(409, "NoDecisionPending", str(exc)) from None
 
 
 def cancel(ctx, run_id: str) -> dict[str, Any]:
@@ -181,12 +188,48 @@ def patch_mapping(ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(400, err.code, f"fields: {err.message}", "fields") from None
     try:
         updated = Mapping.model_validate({**current.model_dump(), **changes})
-        ctx.mappings.replace(updated)
+        validate_mappings([updated if m.name == name else m for m in ctx.mappings.all()])
+        probe_filters(ctx, current, updated)
+        updated = ctx.mappings.replace(updated, base=current)
     except ValidationError as exc:
         raise from_validation(exc) from None
     except MappingError as exc:
         raise ApiError(400, "InvalidMapping", exc.message, exc.field) from None
+    except MappingConflict as exc:
+        raise ApiError(409, "MappingChanged", str(exc), ", ".join(exc.properties) or None) from None
     return mapping_json(ctx, updated)
+
+
+def probe_filters(ctx, before: Mapping, after: Mapping) -> None:
+    """Ask the service whether it takes a changed filter (one record read): 400 naming it if not.
+
+    Our parser accepts what the OData grammar allows; the service may still refuse a filter (a type
+    mismatch, a function the entity does not support), and a stored filter it refuses would fail
+    every later sync.
+    """
+
+    def bc(f: str):
+        return ctx.bc.get_page(after.bc_entity, filter=f, page_size=1)
+
+    def crm(f: str):
+        return ctx.dataverse.get_page(after.crm_entity, filter=f, page_size=1)
+
+    for field, old, new, read in (
+        ("bc_filter", before.bc_filter, after.bc_filter, bc),
+        ("crm_filter", before.crm_filter, after.crm_filter, crm),
+    ):
+        if not new.strip() or new == old:
+            continue
+        try:
+            read(new)
+        except BadRequest as exc:
+            service = "Business Central" if field == "bc_filter" else "Dataverse"
+            raise ApiError(
+                400, "FilterRefused", f"{field} {new!r} was refused by {service}: {exc.message}", field
+            ) from None
+        except ConnectorError as exc:
+            if exc.code != "NotConfigured":  # no API root for the entity yet: nothing to ask
+                raise
 
 
 def reset_mappings(ctx) -> dict[str, Any]:

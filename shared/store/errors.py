@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,11 +50,23 @@ class SyncError:
         }
 
 
+_ERROR_ID = re.compile(r"[A-Za-z0-9_-]{1,1400}")
+_RUN_ID = re.compile(r"\d{13}-[0-9a-f]{6}")
+# Characters Table Storage refuses in keys: https://learn.microsoft.com/en-us/rest/api/storageservices/understanding-the-table-service-data-model
+_KEY_FORBIDDEN = re.compile(r"[/\\#?\x00-\x1f\x7f-\x9f]")
+
+
 def parse_error_id(error_id: str) -> tuple[str, str]:
-    """(run id, row key) of an error id; ValueError when malformed."""
+    """(run id, row key) of an error id; ValueError when malformed (before any storage request)."""
+    if not _ERROR_ID.fullmatch(error_id or ""):
+        raise ValueError("malformed error id")
     padded = error_id + "=" * (-len(error_id) % 4)
-    run_id, _, row_key = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
-    if not run_id or row_key.count("|") != 2:
+    try:
+        decoded = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("malformed error id") from None
+    run_id, _, row_key = decoded.partition("|")
+    if not _RUN_ID.fullmatch(run_id) or row_key.count("|") != 2 or _KEY_FORBIDDEN.search(row_key):
         raise ValueError("malformed error id")
     return run_id, row_key
 

@@ -9,14 +9,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from shared.store.tables import RUNS, Tables, iso, now
+from shared.store.tables import RUNS, Tables, iso, now, parse_iso
 
 PK = "run"
+LOCK_PK = "lock"  # RowKey = mapping name: the run that holds the mapping (see RunStore.lock)
 ACTIVE = ("Pending", "Running")
 FINISHED = ("Succeeded", "Failed", "Cancelled")
+# A lock whose run row never appeared (the starter died between the two writes) is free after this.
+LOCK_GRACE_SECONDS = 300
+
+
+class MappingLocked(Exception):
+    """Another run holds the mapping (or took it a moment ago and is still creating its run)."""
+
+    def __init__(self, run_id: str, mapping: str):
+        super().__init__(f"run {run_id} is already synchronizing {mapping}")
+        self.run_id = run_id
+        self.mapping = mapping
 
 
 def new_run_id() -> str:
@@ -117,3 +129,75 @@ class RunStore:
     def active(self) -> list[Run]:
         query = "PartitionKey eq 'run' and (status eq 'Pending' or status eq 'Running')"
         return [self._from(e) for e in self.table.query_entities(query)]
+
+    # --- one run per mapping ---------------------------------------------------------------------
+    # A lock row per mapping, taken by insert (or by an If-Match replace of a row whose run is over):
+    # of two starters exactly one gets each row. Nothing has to release a lock: it is free as soon as
+    # its run is no longer Pending/Running, or LOCK_GRACE_SECONDS after it was taken when the run row
+    # never appeared — so a crash anywhere in between cannot block a mapping for longer than that.
+    def lock(self, mappings: list[str], run_id: str) -> None:
+        """Take every mapping's lock for ``run_id`` (all or none); MappingLocked when one is held."""
+        taken: list[tuple[str, str]] = []
+        try:
+            for name in mappings:
+                taken.append((name, self._take(name, run_id)))
+        except BaseException:
+            self.unlock([name for name, _ in taken], run_id)
+            raise
+
+    def holds(self, mappings: list[str], run_id: str) -> bool:
+        """True when every one of ``mappings`` is still locked for ``run_id``."""
+        for name in mappings:
+            try:
+                if self.table.get_entity(LOCK_PK, name).get("run_id") != run_id:
+                    return False
+            except ResourceNotFoundError:
+                return False
+        return True
+
+    def unlock(self, mappings: list[str], run_id: str) -> None:
+        """Free the locks ``run_id`` still holds (a lock taken over by another run stays)."""
+        for name in mappings:
+            try:
+                row = self.table.get_entity(LOCK_PK, name)
+                if row.get("run_id") == run_id:
+                    self.table.delete_entity(
+                        LOCK_PK,
+                        name,
+                        etag=row.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+            except (ResourceNotFoundError, ResourceModifiedError):
+                continue
+
+    def _take(self, name: str, run_id: str) -> str:
+        entity = {"PartitionKey": LOCK_PK, "RowKey": name, "run_id": run_id, "taken_at": iso(now())}
+        for _ in range(10):
+            try:
+                return self.table.create_entity(entity)["etag"]
+            except ResourceExistsError:
+                pass
+            try:
+                row = self.table.get_entity(LOCK_PK, name)
+            except ResourceNotFoundError:
+                continue
+            if row.get("run_id") != run_id and self._lock_held(row):
+                raise MappingLocked(row["run_id"], name)
+            try:
+                meta = self.table.update_entity(
+                    entity,
+                    mode=UpdateMode.REPLACE,
+                    etag=row.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+                return meta["etag"]
+            except (ResourceModifiedError, ResourceNotFoundError):
+                continue  # another starter changed the row first: look again
+        raise MappingLocked("another run", name)
+
+    def _lock_held(self, row: dict[str, Any]) -> bool:
+        run = self.get(row["run_id"])
+        if run is not None:
+            return run.status in ACTIVE
+        taken = parse_iso(row.get("taken_at"))
+        return taken is not None and (now() - taken).total_seconds() < LOCK_GRACE_SECONDS

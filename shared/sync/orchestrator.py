@@ -21,7 +21,7 @@ from shared.store import sync_queue
 from shared.store.errors import SyncError
 from shared.store.jobs import TERMINAL, Job
 from shared.store.mapping_state import LeaseHeld
-from shared.store.runs import ACTIVE, Run, new_run_id
+from shared.store.runs import ACTIVE, MappingLocked, Run, new_run_id
 from shared.store.tables import iso, now
 from shared.sync import probe
 from shared.sync.slices import SliceRunner
@@ -40,6 +40,10 @@ class RunConflict(Exception):
         super().__init__(f"run {run_id} is already synchronizing {', '.join(mappings)}")
         self.run_id = run_id
         self.mappings = mappings
+
+
+class DecisionConflict(Exception):
+    """The run is not waiting for a decision any more, or was answered the other way meanwhile."""
 
 
 class UnknownMapping(ValueError):
@@ -68,13 +72,27 @@ def start_run(ctx, request: StartRequest) -> Run:
         if name not in by_name:
             raise UnknownMapping(name)
     selected = [m for m in all_mappings if m.name in set(wanted)]
-    for active in ctx.runs.active():
+    for active in ctx.runs.active():  # also runs that take no locks (record actions, the ribbon)
         overlap = sorted(set(active.mappings) & {m.name for m in selected})
         if overlap:
             raise RunConflict(active.run_id, overlap)
+    run_id = new_run_id()
+    names_in_order = [m.name for m in selected]
+    try:
+        ctx.runs.lock(names_in_order, run_id)  # atomic: of simultaneous starters one gets each mapping
+    except MappingLocked as held:
+        raise RunConflict(held.run_id, [held.mapping]) from None
+    try:
+        return _create_run(ctx, request, run_id, selected)
+    except BaseException:
+        ctx.runs.unlock(names_in_order, run_id)
+        raise
+
+
+def _create_run(ctx, request: StartRequest, run_id: str, selected: list[Mapping]) -> Run:
     full = request.kind == "full" or request.full
     run = Run(
-        run_id=new_run_id(),
+        run_id=run_id,
         kind=request.kind,
         trigger=request.trigger,
         mappings=[m.name for m in selected],
@@ -103,6 +121,10 @@ def start_run(ctx, request: StartRequest) -> Run:
             job.started_at = job.finished_at = iso(now())
     ctx.jobs.create_many(jobs)
     ctx.runs.create(run)
+    if not ctx.runs.holds(list(names), run.run_id):
+        # The locks outlived their grace before the run row appeared and another run took one over.
+        ctx.runs.update(run.run_id, _cancel_superseded)
+        raise RunConflict("another run", sorted(names))
     sync_queue.ensure()
     for job in jobs:
         if job.mapping not in idle:
@@ -114,6 +136,10 @@ def start_run(ctx, request: StartRequest) -> Run:
     return run
 
 
+def _cancel_superseded(r: Run) -> None:
+    r.status, r.finished_at, r.message = "Cancelled", iso(now()), "superseded: another run took the mappings"
+
+
 def _clear_only_coupled(ctx, mappings: list[Mapping]) -> None:
     """Full sync: clear "Synch. Only Coupled Records", remembering the value to restore later."""
     for m in mappings:
@@ -121,7 +147,7 @@ def _clear_only_coupled(ctx, mappings: list[Mapping]) -> None:
         if not state.full_sync_running:
             ctx.states.update(m.name, saved_only_coupled=m.sync_only_coupled, full_sync_running=True)
         if m.sync_only_coupled:
-            ctx.mappings.replace(m.model_copy(update={"sync_only_coupled": False}))
+            ctx.mappings.update(m.name, _set_only_coupled(False))
 
 
 def _apply_decision(ctx, run: Run, keep_cleared: bool) -> None:
@@ -130,12 +156,17 @@ def _apply_decision(ctx, run: Run, keep_cleared: bool) -> None:
         if not state.full_sync_running:
             continue
         if not keep_cleared and state.saved_only_coupled is not None:
-            mapping = ctx.mappings.by_name().get(name)
-            if mapping is not None and mapping.sync_only_coupled != state.saved_only_coupled:
-                ctx.mappings.replace(
-                    mapping.model_copy(update={"sync_only_coupled": state.saved_only_coupled})
-                )
+            ctx.mappings.update(name, _set_only_coupled(state.saved_only_coupled))
         ctx.states.update(name, full_sync_running=False, saved_only_coupled=None)
+
+
+def _set_only_coupled(value: bool):
+    """A guarded edit of one flag: applied to the freshest row, so a concurrent PATCH is kept."""
+
+    def mutate(m: Mapping) -> Mapping | None:
+        return None if m.sync_only_coupled == value else m.model_copy(update={"sync_only_coupled": value})
+
+    return mutate
 
 
 def decide(ctx, run_id: str, keep_sync_all_records: bool) -> Run:
@@ -144,7 +175,19 @@ def decide(ctx, run_id: str, keep_sync_all_records: bool) -> Run:
     if run is None:
         raise KeyError(run_id)
     if run.status != "AwaitingDecision":
-        raise ValueError(f"run {run_id} is {run.status}, not AwaitingDecision")
+        raise DecisionConflict(f"run {run_id} is {run.status}, not AwaitingDecision")
+
+    def claim(r: Run):
+        # Under the run's ETag: of two different answers given at once exactly one is recorded.
+        if r.status != "AwaitingDecision":
+            raise DecisionConflict(f"run {run_id} is {r.status}, not AwaitingDecision")
+        if r.decision is not None and r.decision != keep_sync_all_records:
+            raise DecisionConflict(f"run {run_id} was answered keep_sync_all_records={r.decision} meanwhile")
+        if r.decision is not None:
+            return False  # the same answer again (a retry): finish what it started
+        r.decision = keep_sync_all_records
+
+    run = ctx.runs.update(run_id, claim)
     _apply_decision(ctx, run, keep_sync_all_records)
 
     def mutate(r: Run):
