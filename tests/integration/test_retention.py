@@ -62,7 +62,7 @@ def test_purge_deletes_old_runs_jobs_and_errors_in_bulk(tables, monkeypatch):
     assert runs == {stuck, recent}
     assert partitions(tables, JOBS) == {stuck, recent}
     assert partitions(tables, ERRORS) == {stuck, recent}
-    assert older not in runs
+    assert old not in runs and older not in runs
     # Nothing left to do: a second purge deletes nothing.
     assert purge(tables, days=90) == {ERRORS: 0, JOBS: 0, RUNS: 0}
 
