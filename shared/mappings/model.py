@@ -99,3 +99,9 @@ class Mapping(BaseModel):
 
     def lookups(self) -> list[FieldMapping]:
         return [f for f in self.fields if f.lookup]
+
+    @property
+    def reads_all_records(self) -> bool:
+        """A value computed from data outside the record (an exchange rate) can change while the record
+        does not: every sync reads every record, and a modified run never skips the mapping."""
+        return any(f.transform == "exchange_rate" for f in self.fields)

@@ -35,7 +35,7 @@ def idle_mappings(ctx, mappings: list[Mapping]) -> set[str]:
             continue
         if "from_crm" in passes and not (state.crm_delta_link or state.crm_watermark):
             continue
-        if _has_retries(ctx, m):
+        if _has_retries(ctx, m) or m.reads_all_records:
             continue
         candidates[m.name] = (m, state)
     if not candidates:

@@ -148,16 +148,23 @@ class PageSync:
         return raw_value(self.m, f, record, self.dst)
 
     def src_value(self, f: FieldMapping, record: dict[str, Any]) -> Any:
+        """The source value the stored hashes are of; for a rate, the rate itself (it changes while the
+        currency record does not)."""
+        if f.transform == "exchange_rate":
+            try:
+                return self.ctx.derived.exchange_rate(raw_value(self.m, f, record, self.src))
+            except DerivationFailed:
+                return None
         return raw_value(self.m, f, record, self.src)
 
     def translated(self, f: FieldMapping, record: dict[str, Any]) -> Any:
         """The value ``f`` gives the destination: computed, translated through lookups, and made acceptable
         to the destination where BC's own integration does so (a negative price becomes 0, a country
         name its code). Raises one of RecordRefused."""
-        value = self.src_value(f, record)
         t = f.transform
         if t == "exchange_rate":
-            return self.ctx.derived.exchange_rate(value)
+            return self.ctx.derived.exchange_rate(raw_value(self.m, f, record, self.src))
+        value = self.src_value(f, record)
         if t == "or_code":
             value = value if normalize(value) != "" else record.get("code")
         elif t == "decimal_places":

@@ -125,7 +125,7 @@ class SliceRunner:
 
     def _bc_page(self, page: PageSync, cursor: dict[str, Any], result: SliceResult) -> None:
         state = self.ctx.states.get(self.m.name)
-        watermark = None if self.full else state.bc_watermark
+        watermark = None if self.full or self.m.reads_all_records else state.bc_watermark
         # ge, not gt: BC stamps milliseconds, so a record sharing the watermark's millisecond is read again
         # (and found unchanged) rather than missed.
         since = f"lastModifiedDateTime ge {watermark}" if watermark else None
