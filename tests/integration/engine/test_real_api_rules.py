@@ -10,7 +10,10 @@ import pytest
 
 from tests.integration.engine.test_engine_rules import account, customer, gid, rate, seed_currencies
 
-LONG = "Industrivägen 12, Building 7, Entrance C, attention of the accounts payable department, floor 3, room 301"
+LONG = (
+    "Industrivägen 12, Building 7, Entrance C, attention of the accounts payable department, "
+    + "floor 3, room 301"
+)
 
 
 def by(records: list[dict], **match) -> list[dict]:
