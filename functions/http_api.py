@@ -3,7 +3,7 @@
 import azure.functions as func
 
 from functions.http_util import api, body_of, context, json_response
-from shared.api import limits, records, service
+from shared.api import browse, limits, records, service
 from shared.api.openapi import document as openapi_document
 
 bp = func.Blueprint()
@@ -141,3 +141,34 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
 @api
 def schedule(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(service.schedule(context()))
+
+
+# --- read side of the admin portal (shared/api/browse.py) -------------------------------------------
+@bp.route(route="browse/history", methods=["GET"], auth_level=KEY)
+@api
+def browse_history(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(browse.history(context(), dict(req.params)))
+
+
+@bp.route(route="browse/jobs", methods=["GET"], auth_level=KEY)
+@api
+def browse_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(browse.list_jobs(context(), dict(req.params)))
+
+
+@bp.route(route="browse/errors", methods=["GET"], auth_level=KEY)
+@api
+def browse_errors(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(browse.list_errors(context(), dict(req.params)))
+
+
+@bp.route(route="browse/mappings/{name}/couplings", methods=["GET"], auth_level=KEY)
+@api
+def browse_couplings(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(browse.list_couplings(context(), req.route_params["name"], dict(req.params)))
+
+
+@bp.route(route="browse/mappings/{name}/records", methods=["GET"], auth_level=KEY)
+@api
+def browse_records(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(browse.search_records(context(), req.route_params["name"], dict(req.params)))

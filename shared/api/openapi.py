@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.api import records, service
+from shared.api import browse, records, service
 
 COUNTERS = {
     "type": "object",
@@ -173,6 +173,7 @@ def document() -> dict[str, Any]:
             }
         },
     }
+    paths.update(browse.openapi_paths())  # the portal's read side, described next to its code
     return {
         "openapi": "3.1.0",
         "info": {"title": "Business Central ⇄ Dataverse sync", "version": "1.0.0"},

@@ -142,3 +142,25 @@ class ErrorStore:
             if len(found) >= limit:
                 break
         return found
+
+    def page(
+        self,
+        run_id: str | None = None,
+        mapping: str | None = None,
+        limit: int = 50,
+        continuation: dict[str, str] | None = None,
+    ) -> tuple[list[SyncError], dict[str, str] | None]:
+        """One page of errors (newest run first) and the SDK continuation token of the next page."""
+        clauses, params = [], {}
+        if run_id:
+            clauses.append("PartitionKey eq @run")
+            params["run"] = run_id
+        if mapping:
+            clauses.append("mapping eq @mapping")
+            params["mapping"] = mapping
+        query = " and ".join(clauses) or "PartitionKey ne ''"
+        pages = self.table.query_entities(query, parameters=params, results_per_page=limit).by_page(
+            continuation_token=continuation
+        )
+        items = [self._from(e) for e in next(pages, [])]
+        return items, pages.continuation_token or None

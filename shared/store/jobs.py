@@ -132,3 +132,21 @@ class JobStore:
             except ResourceModifiedError:
                 continue
         raise RuntimeError(f"job {run_id}/{mapping}: too much contention")
+
+    def page(
+        self, limit: int = 50, continuation: dict[str, str] | None = None
+    ) -> tuple[list[Job], dict[str, str] | None]:
+        """One page of the jobs of all runs (newest run first: run ids invert the start time)."""
+        pages = self.table.query_entities("PartitionKey ne ''", results_per_page=limit).by_page(
+            continuation_token=continuation
+        )
+        items = [self._from(e) for e in next(pages, [])]
+        return items, pages.continuation_token or None
+
+    def between(self, newest_run: str, oldest_run: str) -> list[Job]:
+        """The jobs of every run from ``newest_run`` to ``oldest_run`` (inclusive): one range query."""
+        query = "PartitionKey ge @lo and PartitionKey le @hi"
+        return [
+            self._from(e)
+            for e in self.table.query_entities(query, parameters={"lo": newest_run, "hi": oldest_run})
+        ]

@@ -201,3 +201,16 @@ class RunStore:
             return run.status in ACTIVE
         taken = parse_iso(row.get("taken_at"))
         return taken is not None and (now() - taken).total_seconds() < LOCK_GRACE_SECONDS
+
+    def since(self, cutoff_ms: int, limit: int = 1000) -> list[Run]:
+        """Runs started after ``cutoff_ms`` (Unix milliseconds), newest first, at most ``limit``: one
+        range query, as run ids invert the start time."""
+        query = "PartitionKey eq 'run' and RowKey lt @cut"
+        cut = f"{10**13 - cutoff_ms:013d}"
+        pages = self.table.query_entities(query, parameters={"cut": cut}, results_per_page=min(limit, 1000))
+        runs: list[Run] = []
+        for entity in pages:
+            runs.append(self._from(entity))
+            if len(runs) >= limit:
+                break
+        return runs
