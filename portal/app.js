@@ -97,7 +97,7 @@ function say(where, text, ok = true) { where.replaceChildren(h("span", { class: 
 const dirLabel = (d) => t(`direction.${d}`);
 const statusLabel = (s) => t(`status.${s}`);
 const COUNTERS = ["inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled"];
-const TERMINAL = ["Succeeded", "Failed", "Cancelled"];
+const TERMINAL = ["Succeeded", "NotConfigured", "Failed", "Cancelled"];
 
 // A record as people know it: its number and name, a link that opens it, the id on hover.
 function recordCell(rec, side) {

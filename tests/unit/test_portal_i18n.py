@@ -60,3 +60,53 @@ def test_render_inlines_everything_and_carries_the_nonce() -> None:
     assert html.count('nonce="N0NCE"') == 3
     assert "{{" not in html
     assert "Volledige synchronisatie uitvoeren" in html
+
+
+def test_every_message_the_page_uses_exists() -> None:
+    english = load("en")
+    script = (ROOT / "app.js").read_text("utf-8")
+    used = set(re.findall(r"\bt\(\"([\w.]+)\"", script)) | set(
+        re.findall(r'data-i18n="([\w.]+)"', (ROOT / "index.html").read_text("utf-8"))
+    )
+    # Keys built at run time: a prefix and one of a known set of values.
+    families = {
+        "status.": [
+            "Pending",
+            "Waiting",
+            "Running",
+            "AwaitingDecision",
+            "Succeeded",
+            "NotConfigured",
+            "Failed",
+            "Cancelled",
+        ],
+        "kind.": ["full", "modified", "mapping", "records"],
+        "trigger.": ["api", "portal", "timer", "ribbon"],
+        "fields.": ["bc", "crm", "direction", "constant", "lookup", "priority", "clear"],
+        "fielddir.": ["Bidirectional", "ToIntegrationTable", "FromIntegrationTable"],
+        "result.": ["success", "failed", "skipped"],
+        "outcome.": [
+            "coupled",
+            "no_match",
+            "ambiguous",
+            "created",
+            "failed",
+            "inserted",
+            "modified",
+            "unchanged",
+        ],
+        "syncdir.": ["recommended", "to_crm", "from_crm"],
+        "couple.": ["findBc", "findCrm", "pickBc", "pickCrm"],
+    }
+    keys = {k for k in used if not k.endswith(".")}
+    keys |= {prefix + value for prefix, values in families.items() for value in values}
+    assert sorted(keys - set(english)) == []
+
+
+def test_render_carries_the_field_catalogue() -> None:
+    html = render("en", "N")
+    data = json.loads(
+        re.search(r'id="portal-data" type="application/json">(.*?)</script>', html, re.S).group(1)
+    )
+    assert "displayName" in data["catalogue"]["bc"]["customers"]
+    assert "accountnumber" in data["catalogue"]["crm"]["accounts"]
