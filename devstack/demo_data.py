@@ -1,17 +1,25 @@
 """A deterministic demo data set for both sides, scalable with ``records`` (number of BC customers).
 
-Some records exist on both sides on purpose (same customer number / e-mail / product number), so
-matching couples them instead of duplicating; a few violate the mapping filters (blocked customers,
-inactive accounts, vendors, blocked items).
+Shaped like the real services (shared/contracts): every BC customer and vendor brings its company
+contact with a Customer / Vendor business relation (the seed rows carry ``companyContact`` so its
+keys are fixed), persons have a displayName only and point at their company contact's number,
+salespeople have codes and CRM users with matching e-mails, currencies have exchange rates against
+the company's LCY (USD, also Dataverse's base currency), a few items have negative inventory or
+cost, resources live on the project's API page. Some records exist on both sides on purpose (same
+customer number / e-mail / product number), so matching couples them instead of duplicating; some
+violate the mapping filters or BC's limits on purpose (blocked customers, inactive accounts, vendor
+persons, CRM addresses longer than BC's fields, a free-text country).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
-import uuid
 from typing import Any
+
+from devstack.dataverse_emulator.app import base_uom_id
 
 OVERLAP_CUSTOMERS = 0.10  # share of BC customers that also exist as accounts (same number and name)
 OVERLAP_CONTACTS = 0.10  # share of BC contacts that also exist as CRM contacts (same e-mail)
@@ -132,18 +140,58 @@ PRODUCTS = [
 
 
 def _id(seed: int, kind: str, n: int) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"demo/{seed}/{kind}/{n}"))
+    """A deterministic version-5-shaped GUID (formatted by hand: uuid.uuid5 is most of the build time)."""
+    h = hashlib.sha1(f"demo/{seed}/{kind}/{n}".encode()).hexdigest()  # noqa: S324 - an id, not security
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+
+
+def _slug(text: str) -> str:
+    return text.lower().replace(" ", "")
+
+
+LCY = "USD"
+# Units of the exchange rate: 1 unit of the currency = `rate` USD (relationalCurrencyCode '' = LCY).
+RATES = {
+    "EUR": (1.08, 1.12),
+    "GBP": (1.27, 1.25),
+    "SEK": (0.095,),
+    "DKK": (0.145,),
+    "NOK": (0.093, 0.091),
+    "CHF": (1.13,),
+    "JPY": (0.0067,),
+}
+LONG_STREET = "Industrial Estate Unit 14, Building C, Floor 3, Reception B, " * 2  # > BC's 100 / 50
 
 
 def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
     rnd = random.Random(seed)
     bc: dict[str, list[dict[str, Any]]] = {}
     dv: dict[str, list[dict[str, Any]]] = {}
+    foreign = [c for c in CURRENCIES if c[0] != LCY]  # the LCY is not a currencies row in BC
+    bc["companyInformation"] = [{"id": _id(seed, "companyinfo", 0), "currencyCode": LCY}]
     bc["currencies"] = [
-        {"id": _id(seed, "cur", i), "code": c, "displayName": n, "symbol": s, "amountDecimalPlaces": "2:2"}
-        for i, (c, n, s) in enumerate(CURRENCIES)
+        {
+            "id": _id(seed, "cur", i),
+            "code": c,
+            "displayName": n,
+            "symbol": s if i % 4 else "",
+            "amountDecimalPlaces": "2:2",
+        }
+        for i, (c, n, s) in enumerate(foreign)
     ]
-    dv["transactioncurrencies"] = [
+    bc["currencyExchangeRates"] = [
+        {
+            "id": _id(seed, "rate", i * 10 + k),
+            "currencyCode": c,
+            "startingDate": f"{2025 + k}-01-01",
+            "exchangeRateAmount": 100.0 if c == "JPY" else 1.0,
+            "relationalCurrencyCode": "",
+            "relationalExchangeRateAmount": round(rate * (100 if c == "JPY" else 1), 6),
+        }
+        for i, (c, _, _) in enumerate(foreign)
+        for k, rate in enumerate(RATES[c])
+    ]
+    dv["transactioncurrencies"] = [  # USD is the organization's base currency already
         {
             "transactioncurrencyid": _id(seed, "tcur", i),
             "isocurrencycode": c,
@@ -152,7 +200,7 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
             "exchangerate": 1.0,
             "currencyprecision": 2,
         }
-        for i, (c, n, s) in enumerate(CURRENCIES[:3])
+        for i, (c, n, s) in enumerate(foreign[:2])
     ]
     bc["unitsOfMeasure"] = [
         {"id": _id(seed, "uom", i), "code": c, "displayName": n, "internationalStandardCode": c[:3]}
@@ -163,13 +211,19 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
         for i, (c, n) in enumerate(UNITS[:3])
     ]
     people = [(FIRST[i % len(FIRST)], LAST[(i * 7) % len(LAST)]) for i in range(12)]
-    bc["salespeople"] = [
+    codes: list[str] = []
+    for f, ln in people[:10]:
+        code = (f[0] + ln.replace(" ", "")[0]).upper()
+        codes.append(code if code not in codes else f"{code}{len(codes)}")
+    mail = [f"{f.lower()}.{_slug(ln)}@cronus.example" for f, ln in people]
+    bc["salespeoplePurchasers"] = [
         {
             "id": _id(seed, "sp", i),
-            "code": f"SP{i + 1:02d}",
-            "name": f"{f} {ln}",
-            "email": f"{f.lower()}.{ln.lower().replace(' ', '')}@cronus.example",
-            "phoneNumber": f"+46 8 555 {i:04d}",
+            "code": codes[i],
+            "displayName": f"{f} {ln}",
+            "email": mail[i],
+            "phoneNo": f"+46 8 555 {i:04d}",
+            "jobTitle": "Sales" if i % 3 else "Account Manager",
         }
         for i, (f, ln) in enumerate(people[:10])
     ]
@@ -179,11 +233,7 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
             "firstname": f,
             "lastname": ln,
             "fullname": f"{f} {ln}",
-            "internalemailaddress": (
-                f"{f.lower()}.{ln.lower().replace(' ', '')}@cronus.example"
-                if i < 6
-                else f"{f.lower()}@sales.example"
-            ),
+            "internalemailaddress": mail[i] if i < 6 else f"{f.lower()}@sales.example",
             "mobilephone": f"+46 70 555 {i:04d}",
             "isdisabled": i == 10,
             "islicensed": i != 11,
@@ -211,12 +261,13 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
                 "country": country,
                 "postalCode": postal,
                 "phoneNumber": f"+46 8 {100000 + n}",
-                "email": f"info@{name.lower().replace(' ', '')}.example",
-                "website": f"www.{name.lower().replace(' ', '')}.example",
-                "salespersonCode": f"SP{n % 10 + 1:02d}" if n % 4 else "",
+                "email": f"info@{_slug(name)}.example",
+                "website": f"www.{_slug(name)}.example",
+                "salespersonCode": codes[n % 10] if n % 4 else "",
                 "creditLimit": float((n % 20) * 1000),
                 "currencyId": currency["id"] if currency else None,
                 "blocked": blocked,
+                "companyContact": {"id": _id(seed, "custcont", n), "number": f"CC{n:07d}"},
             }
         )
         if n < records * OVERLAP_CUSTOMERS:
@@ -234,36 +285,52 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
     for n in range(records // 2):
         name = f"{WORDS[(n * 3) % len(WORDS)]} {KINDS[n % len(KINDS)]} CRM {n + 1}"
         inactive = rnd.random() < INACTIVE_ACCOUNTS
-        accounts.append(
-            {
-                "accountid": _id(seed, "acct", n),
-                "name": name,
-                "telephone1": f"+33 4 {200000 + n}",
-                "emailaddress1": f"contact@{name.lower().replace(' ', '')}.example",
-                "address1_city": CITIES[n % 8][0],
-                "address1_country": CITIES[n % 8][1],
-                "websiteurl": f"www.{name.lower().replace(' ', '')}.example",
-                "customertypecode": 11 if n % 50 == 49 else 3,
-                "statecode": 1 if inactive else 0,
-                "statuscode": 2 if inactive else 1,
-            }
-        )
+        account = {
+            "accountid": _id(seed, "acct", n),
+            "name": name,
+            "telephone1": f"+33 4 {200000 + n}",
+            "emailaddress1": f"contact@{_slug(name)}.example",
+            "address1_city": CITIES[n % 8][0],
+            "address1_country": CITIES[n % 8][1],
+            "websiteurl": f"www.{_slug(name)}.example",
+            "customertypecode": 11 if n % 50 == 49 else 3,
+            "statecode": 1 if inactive else 0,
+            "statuscode": 2 if inactive else 1,
+        }
+        if n % 97 == 3:  # longer than BC's Address (100) / City (30)
+            account["address1_line1"] = LONG_STREET[:140]
+            account["address1_line2"] = LONG_STREET[:60]
+            account["address1_city"] = "Saint-Remy-en-Bouzemont-Saint-Genest-et-Isson"
+        if n % 41 == 1:  # free text, not a Country/Region code
+            account["address1_country"] = "United States"
+        accounts.append(account)
     bc["customers"], dv["accounts"] = customers, accounts
+    vendors = [
+        {
+            "id": _id(seed, "vend", n),
+            "number": f"V{20000 + n}",
+            "displayName": f"{WORDS[n % 16]} Supplies {n + 1}",
+            "city": CITIES[n % 8][0],
+            "country": CITIES[n % 8][1],
+            "email": f"orders@supplies{n + 1}.example",
+            "companyContact": {"id": _id(seed, "vendcont", n), "number": f"CV{n:07d}"},
+        }
+        for n in range(max(1, records // 20))
+    ]
+    bc["vendors"] = vendors
     contacts, crm_contacts = [], []
     for n in range(records * 2):
         owner = customers[n // 2]
         first, last = FIRST[n % len(FIRST)], LAST[(n * 5) % len(LAST)]
-        email = f"{first.lower()}.{n}@{owner['displayName'].lower().replace(' ', '')}.example"
+        email = f"{first.lower()}.{n}@{_slug(owner['displayName'])}.example"
         contacts.append(
             {
                 "id": _id(seed, "cont", n),
-                "number": f"CT{100000 + n}",
+                "number": f"CP{n:07d}",
                 "type": "Person",
                 "displayName": f"{first} {last}",
-                "firstName": first,
-                "surname": last,
                 "jobTitle": ["Buyer", "CEO", "Accountant", "Engineer"][n % 4],
-                "companyNumber": owner["number"],
+                "companyNumber": owner["companyContact"]["number"],
                 "email": email,
                 "phoneNumber": f"+32 9 {300000 + n}",
                 "mobilePhoneNumber": f"+32 470 {n:06d}",
@@ -279,6 +346,17 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
                     "parentcustomerid_account@odata.bind": f"/accounts({_id(seed, 'acct-twin', n // 2)})",
                 }
             )
+    for n, vendor in enumerate(vendors):  # persons of vendors: left out of CONTACT by its filter
+        contacts.append(
+            {
+                "id": _id(seed, "vperson", n),
+                "number": f"CQ{n:07d}",
+                "type": "Person",
+                "displayName": f"{FIRST[(n * 7) % 20]} {LAST[(n * 3) % 16]}",
+                "companyNumber": vendor["companyContact"]["number"],
+                "email": f"sales{n}@supplies{n + 1}.example",
+            }
+        )
     for n in range(records):
         parent = accounts[min(len(accounts) - 1, int(records * OVERLAP_CUSTOMERS) + n // 2)]
         first, last = FIRST[(n * 3) % len(FIRST)], LAST[n % len(LAST)]
@@ -287,9 +365,9 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
                 "contactid": _id(seed, "ccont", n),
                 "firstname": first,
                 "lastname": last,
-                "emailaddress1": f"{first.lower()}.{last.lower().replace(' ', '')}.{n}@crm.example",
+                "emailaddress1": f"{first.lower()}.{_slug(last)}.{n}@crm.example",
                 "telephone1": f"+33 1 {400000 + n}",
-                "jobtitle": "Purchaser",
+                "jobtitle": "Purchasing and logistics coordinator, EMEA" if n % 29 == 2 else "Purchaser",
                 "parentcustomerid_account@odata.bind": f"/accounts({parent['accountid']})",
             }
         )
@@ -302,8 +380,8 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
             "type": "Inventory",
             "blocked": n % 100 == 99,
             "unitPrice": round(10 + (n % 50) * 3.5, 2),
-            "unitCost": round(6 + (n % 50) * 2.1, 2),
-            "inventory": float(n % 40),
+            "unitCost": -1.5 if n % 53 == 7 else round(6 + (n % 50) * 2.1, 2),
+            "inventory": -3.0 if n % 37 == 5 else float(n % 40),
             "baseUnitOfMeasureId": bc["unitsOfMeasure"][n % 3]["id"],
         }
         for n in range(max(1, records // 2))
@@ -312,15 +390,16 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
         {
             "id": _id(seed, "res", n),
             "number": f"R{1000 + n}",
-            "name": f"{FIRST[n % 20]} (consultant)",
-            "type": "Person",
-            "blocked": False,
+            "displayName": f"{FIRST[n % 20]} (consultant)",
+            "type": "Person" if n % 7 else "Machine",
+            "blocked": n % 25 == 24,
             "unitPrice": 95.0 + n % 5 * 10,
             "unitCost": 60.0,
-            "baseUnitOfMeasureId": bc["unitsOfMeasure"][2]["id"],
+            "baseUnitOfMeasureCode": "HOUR",
         }
         for n in range(max(1, records // 20))
     ]
+    schedule = dv["uomschedules"][0]["uomscheduleid"]
     dv["products"] = [
         {
             "productid": _id(seed, "prod", n),
@@ -328,7 +407,10 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
             "productnumber": bc["items"][n]["number"] if n % 2 == 0 else f"P-{5000 + n}",
             "price": 12.0,
             "producttypecode": 1,
-            "defaultuomscheduleid@odata.bind": f"/uomschedules({dv['uomschedules'][0]['uomscheduleid']})",
+            "quantitydecimal": 2,
+            "defaultuomscheduleid@odata.bind": f"/uomschedules({schedule})",
+            "defaultuomid@odata.bind": f"/uoms({base_uom_id(schedule)})",
+            **({"statecode": 0, "statuscode": 1} if n % 3 else {}),  # the rest stay in Draft
         }
         for n in range(max(1, min(len(bc["items"]), records // 4)))
     ]
@@ -342,6 +424,7 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
     counts["overlap.customers"] = sum(
         1 for a in data["dataverse"]["accounts"] if a.get("accountnumber") in bc_numbers
     )
+    counts["bc.company_contacts"] = len(data["bc"]["customers"]) + len(data["bc"].get("vendors", []))
     bc_mail = {c["email"] for c in data["bc"]["contacts"]}
     counts["overlap.contacts"] = sum(
         1 for c in data["dataverse"]["contacts"] if c["emailaddress1"] in bc_mail

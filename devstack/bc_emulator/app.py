@@ -203,6 +203,16 @@ def _relation(prop: Property) -> tuple[str, str, str | None] | None:
     return target, field.strip(), (where.strip() or None)
 
 
+RELATIONS = {
+    n: {p.name: rel for p in e.properties.values() if (rel := _relation(p))} for n, e in ENTITIES.items()
+}
+# Fields related to the same table as another field of the entity (currencyId and currencyCode).
+PARTNERS = {
+    n: {f: [o for o, other in rels.items() if o != f and other[0] == rel[0]] for f, rel in rels.items()}
+    for n, rels in RELATIONS.items()
+}
+
+
 def _edm_name(member: str) -> str:
     """Enum member names as CSDL writes them: other characters as _xHHHH_ (" " -> _x0020_)."""
     return "".join(c if c.isalnum() or c == "_" else f"_x{ord(c):04X}_" for c in member)
@@ -350,15 +360,20 @@ class BusinessCentral(Emulator):
 
     def _check_relations(
         self, company: str, entity: str, record: dict[str, Any], body: dict[str, Any]
-    ) -> None:
-        """Table relations of the fields in the body; a code/id pair to one table is kept in step."""
-        props = ENTITIES[entity].properties
+    ) -> dict[str, Any] | None:
+        """Table relations of the fields in the body; a code/id pair to one table is kept in step.
+        Returns the company contact a contact's companyNumber points at (None otherwise)."""
+        relations, parent = RELATIONS[entity], None
         for name in body:
-            prop = props.get(name)
-            rel = _relation(prop) if prop else None
-            if rel is None or record.get(name) in (None, ""):
+            rel = relations.get(name)
+            if rel is None:
                 continue
             target, field, only_type = rel
+            partners = [(o, relations[o]) for o in PARTNERS[entity][name] if o not in body]
+            if record.get(name) in (None, ""):
+                for other, _ in partners:
+                    record[other] = None if ENTITIES[entity].properties[other].type == "GUID" else ""
+                continue
             found = self._find(company, target, field, record[name])
             if found is not None and only_type and found.get("type") != only_type:
                 found = None
@@ -370,19 +385,11 @@ class BusinessCentral(Emulator):
                     f"The field {name} of table {entity} contains a value ({record[name]}) that cannot be "
                     f"found in the related table ({target}{where}).",
                 )
-            # The partner field to the same table (currencyId <-> currencyCode, ...).
-            for other, other_prop in props.items():
-                other_rel = _relation(other_prop)
-                if other != name and other_rel and other_rel[0] == target and other not in body:
-                    record[other] = found[other_rel[1]]
-        for name in body:
-            prop = props.get(name)
-            rel = _relation(prop) if prop else None
-            if rel and record.get(name) in (None, ""):
-                for other, other_prop in props.items():
-                    other_rel = _relation(other_prop)
-                    if other != name and other_rel and other_rel[0] == rel[0] and other not in body:
-                        record[other] = None if other_prop.type == "GUID" else ""
+            for other, other_rel in partners:  # currencyId <-> currencyCode, ...
+                record[other] = found[other_rel[1]]
+            if entity == "contacts" and name == "companyNumber":
+                parent = found
+        return parent
 
     def write(
         self,
@@ -393,9 +400,11 @@ class BusinessCentral(Emulator):
         *,
         trusted: bool = False,
         contact_hint: dict[str, Any] | None = None,
+        hidden: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Create (current None) or update one record; `trusted` (the admin seed) may set read-only
-        fields. Raises BcError and changes nothing when the body breaks the contract."""
+        fields; `hidden` sets internal fields (a company contact's business relations). Raises
+        BcError and changes nothing when the body breaks the contract."""
         e = ENTITIES[entity]
         record = dict(current) if current else {**DEFAULTS.get(entity, {})}
         for name, value in body.items():
@@ -420,6 +429,7 @@ class BusinessCentral(Emulator):
                     400, "BadRequest", f"The property '{name}' is read-only on '{SINGULAR[entity]}'."
                 )
             record[name] = self._check_value(entity, prop, value)
+        record.update(hidden or {})
         if current is None:
             record["id"] = record.get("id") or str(uuid.uuid4())
             if self.store.get(entity, record["id"]) is not None:
@@ -444,7 +454,7 @@ class BusinessCentral(Emulator):
             for prop in e.properties.values():
                 if prop.required and record.get(prop.name) in (None, ""):
                     raise BcError(400, "Application_DialogException", f'A "{prop.name}" must be provided.')
-        if key_field:
+        if key_field and (current is None or current.get(key_field) != record[key_field]):
             twin = self._find(company, entity, key_field, record[key_field])
             if twin is not None and twin["id"] != record["id"]:
                 raise BcError(
@@ -453,9 +463,12 @@ class BusinessCentral(Emulator):
                     f"The record in table {entity} already exists. Identification fields and values: "
                     f"{key_field}='{record[key_field]}'",
                 )
-        self._check_relations(company, entity, record, body)
+        parent = self._check_relations(company, entity, record, body)
         if entity == "contacts":
-            self._contact_links(company, record)
+            parent = self._contact_links(company, record, parent)
+        if entity in LINK_TYPE and current is None:
+            # The company contact BC's Marketing setup creates with the customer/vendor.
+            record["_contact"] = str((contact_hint or {}).get("id") or uuid.uuid4()).lower()
         if "lastModifiedDateTime" in e.properties:
             record["lastModifiedDateTime"] = self.clock.now()
         record["_version"] = self.store.next_version()
@@ -463,11 +476,14 @@ class BusinessCentral(Emulator):
         if entity in LINK_TYPE:
             self._company_contact(company, entity, record, current, contact_hint)
         if entity == "contacts":
-            self._after_contact(company, record, current)
+            self._after_contact(company, record, current, parent)
         return record
 
     # --- contacts and business relations ---------------------------------------------------------------
-    def _contact_links(self, company: str, record: dict[str, Any]) -> None:
+    def _contact_links(
+        self, company: str, record: dict[str, Any], parent: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """companyNumber/companyName/contactBusinessRelation as BC keeps them; returns the company."""
         if record.get("type") == "Company":
             record["companyNumber"] = record["number"]
             record["companyName"] = record.get("displayName") or ""
@@ -476,21 +492,23 @@ class BusinessCentral(Emulator):
             record["contactBusinessRelation"] = (
                 "None" if not links else (next(iter(kinds)) if len(links) == 1 else "Multiple")
             )
-            return
-        parent = (
-            self._find(company, "contacts", "number", record["companyNumber"])
-            if record.get("companyNumber")
-            else None
-        )
+            return record
+        if parent is None and record.get("companyNumber"):
+            parent = self._find(company, "contacts", "number", record["companyNumber"])
         record["companyName"] = (parent or {}).get("displayName") or ""
         record["contactBusinessRelation"] = (parent or {}).get("contactBusinessRelation") or "None"
+        return parent
 
-    def _after_contact(self, company: str, record: dict[str, Any], current: dict[str, Any] | None) -> None:
+    def _after_contact(
+        self,
+        company: str,
+        record: dict[str, Any],
+        current: dict[str, Any] | None,
+        head: dict[str, Any] | None,
+    ) -> None:
         if record.get("type") == "Company":
-            changed = current is None or any(
-                current.get(f) != record.get(f) for f in ("displayName", "contactBusinessRelation", "number")
-            )
-            if changed and current is not None:
+            watched = ("displayName", "contactBusinessRelation", "number", "_links")
+            if current is not None and any(current.get(f) != record.get(f) for f in watched):
                 for person in self._persons(company, record["number"]):
                     if person["id"] == record["id"]:
                         continue
@@ -499,14 +517,33 @@ class BusinessCentral(Emulator):
                     person["lastModifiedDateTime"] = self.clock.now()
                     person["_version"] = self.store.next_version()
                     self.store.put("contacts", person["id"], person, part=company, version=person["_version"])
-            self._refresh_info(company, record["number"])
-        else:
-            for number in {record.get("companyNumber"), (current or {}).get("companyNumber")} - {None, ""}:
-                self._refresh_info(company, number)
+                self._refresh_info(company, record["number"])
+            elif current is None and record.get("_links"):
+                self._info_rows(company, record, record)
+            return
+        old = (current or {}).get("companyNumber")
+        if old and old != record.get("companyNumber"):
+            self._refresh_info(company, old)
+        if head is not None:
+            self._info_rows(company, head, record)
+
+    def _info_rows(self, company: str, head: dict[str, Any], person: dict[str, Any]) -> None:
+        """The contactsInformation rows of one contact: one per business relation of its company."""
+        for kind, related in head.get("_links") or []:
+            row = {
+                "contactId": person["id"],
+                "contactNumber": person["number"],
+                "contactName": person.get("displayName") or "",
+                "contactType": person.get("type"),
+                "relatedId": related,
+                "relatedType": kind,
+                "_company": head["number"],
+            }
+            self.store.put("contactsInformation", f"{related}:{person['id']}", row, part=company)
 
     def _persons(self, company: str, number: str) -> list[dict[str, Any]]:
         return self.store.query(
-            "contacts", "json_extract(data, '$.companyNumber') = ?", [number], part=company, limit=10**9
+            "contacts", "json_extract(data, '$.\"companyNumber\"') = ?", [number], part=company, limit=10**9
         )
 
     def _company_contact(
@@ -521,47 +558,36 @@ class BusinessCentral(Emulator):
         in step with the customer/vendor (CustCont-Update.OnInsert/OnModify)."""
         values = {f: record.get(f) or "" for f in CONTACT_COPY}
         values["displayName"] = values["displayName"][:100]
-        values["country"] = record.get("country") or ""
-        contact = self.store.get("contacts", record["_contact"], company) if record.get("_contact") else None
-        if contact is None and current is None:
-            body = {"type": "Company", **values, **(hint or {})}
-            contact = self.write(company, "contacts", {k: v for k, v in body.items() if k != "_links"}, None)
-            contact["_links"] = [[LINK_TYPE[entity], record["id"]]]
-            self.write(company, "contacts", {}, contact)
-            record["_contact"] = contact["id"]
-            self.store.put(entity, record["id"], record, part=company, version=record["_version"])
-        elif contact is not None and any(contact.get(f) != v for f, v in values.items()):
+        if current is None:
+            body = {"type": "Company", **values, "id": record["_contact"]}
+            if (hint or {}).get("number"):
+                body["number"] = hint["number"]
+            self.write(
+                company, "contacts", body, None, hidden={"_links": [[LINK_TYPE[entity], record["id"]]]}
+            )
+            return
+        contact = self.store.get("contacts", record.get("_contact") or "", company)
+        if contact is not None and any(contact.get(f) != v for f, v in values.items()):
             self.write(company, "contacts", values, contact)
 
     def _unlink(self, company: str, entity: str, record: dict[str, Any]) -> None:
         """A deleted customer/vendor takes its business relation with it (the contact stays)."""
         contact = self.store.get("contacts", record.get("_contact") or "", company)
         if contact is not None:
-            contact["_links"] = [link for link in contact.get("_links") or [] if link[1] != record["id"]]
-            self.write(company, "contacts", {}, contact)
+            links = [link for link in contact.get("_links") or [] if link[1] != record["id"]]
+            self.write(company, "contacts", {}, contact, hidden={"_links": links})
 
     def _refresh_info(self, company: str, company_number: str) -> None:
-        """contactsInformation rows of one company contact: it and its persons, per business relation."""
+        """All contactsInformation rows of one company contact: it and its persons, per relation."""
         self.store.db.execute(
-            "DELETE FROM \"contactsInformation\" WHERE json_extract(data, '$._company') = ? AND part = ?",
+            'DELETE FROM "contactsInformation" WHERE json_extract(data, \'$."_company"\') = ? AND part = ?',
             (company_number, company),
         )
         head = self._find(company, "contacts", "number", company_number)
         if head is None or head.get("type") != "Company":
             return
-        people = [head] + [p for p in self._persons(company, company_number) if p["id"] != head["id"]]
-        for kind, related in head.get("_links") or []:
-            for person in people:
-                row = {
-                    "contactId": person["id"],
-                    "contactNumber": person["number"],
-                    "contactName": person.get("displayName") or "",
-                    "contactType": person.get("type"),
-                    "relatedId": related,
-                    "relatedType": kind,
-                    "_company": company_number,
-                }
-                self.store.put("contactsInformation", f"{related}:{person['id']}", row, part=company)
+        for person in [head] + [p for p in self._persons(company, company_number) if p["id"] != head["id"]]:
+            self._info_rows(company, head, person)
 
     # --- routing ---------------------------------------------------------------------------------------
     def routes(self) -> list[Route]:
@@ -672,7 +698,7 @@ class BusinessCentral(Emulator):
                 raise BcError(
                     405, "BadRequest_MethodNotAllowed", f"{method} is not allowed on contactsInformation."
                 )
-            scope = ("json_extract(data, '$.relatedId') = ?", [key])
+            scope = ("json_extract(data, '$.\"relatedId\"') = ?", [key])
             return 200, self.list(base, company, "contactsInformation", params, headers, scope, path), None
         e = ENTITIES[entity]
         if method not in e.methods:
@@ -909,6 +935,17 @@ class BusinessCentral(Emulator):
         """Rows are written as the API would write them (relations checked, company contacts and
         business relations created), but may set read-only fields. A customer/vendor row may carry
         `companyContact: {id, number}` to fix its company contact's keys (deterministic demo data)."""
+        self.store.db.execute("SAVEPOINT seed")  # one transaction: much faster, and all or nothing
+        try:
+            counts = self._seed(data)
+        except BaseException:
+            self.store.db.execute("ROLLBACK TO seed")
+            self.store.db.execute("RELEASE seed")
+            raise
+        self.store.db.execute("RELEASE seed")
+        return counts
+
+    def _seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         counts = {}
         for entity in sorted(data, key=lambda e: self.SEED_ORDER.index(e) if e in self.SEED_ORDER else 99):
             rows = data[entity]

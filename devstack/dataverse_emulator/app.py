@@ -108,6 +108,11 @@ class DataverseError(ServiceError):
     pass
 
 
+def base_uom_id(schedule: str) -> str:
+    """The id of the base uom Dataverse creates for a uomschedule (fixed here, so seeds can bind it)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"baseuom/{schedule.lower()}"))
+
+
 def _lookups(table: DataverseTable) -> dict[str, dict[str, str]]:
     """lookup attribute -> {navigation property: target entity set} (polymorphic ones have several)."""
     out: dict[str, dict[str, str]] = {}
@@ -413,7 +418,7 @@ class Dataverse(Emulator):
                 record["_ownerid_value"] = user  # like Dataverse: the creating user owns the record
         self.store.put(entity_set, key, record, version=version)
         if current is None and entity_set == "uomschedules" and record.get("baseuomname"):
-            unit = str(uuid.uuid5(uuid.NAMESPACE_URL, f"baseuom/{key}"))
+            unit = base_uom_id(key)
             base = {
                 "name": record["baseuomname"],
                 "quantity": 1.0,
