@@ -147,6 +147,7 @@ def test_full_sync_from_the_review_page(page, stack: Stack) -> None:
     page.locator("main h2", has_text="Errors and skipped records").wait_for()
     shot(page, "errors")
     page.get_by_role("link", name="Couplings").click()
+    ready(page, "couplings")
     page.get_by_label("Mapping").select_option("CUSTOMER")
     page.get_by_role("button", name="Search").click()
     page.locator("main table tbody tr").first.wait_for()
