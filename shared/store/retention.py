@@ -4,7 +4,8 @@ Run ids invert their start time (shared.store.runs.new_run_id), and the Jobs and
 partitioned by run id, so "older than the cutoff" is one key-range query per table. Rows are deleted
 in table transactions of at most 100 operations within one partition. The jobs and errors of a run
 go first and its Runs row last, so a purge cut short leaves nothing orphaned: the next one finishes.
-Runs still Pending or Running are kept, whatever their age.
+Runs still Pending or Running are kept, whatever their age. Rate-limit counters of callers not seen
+since the cutoff go too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Iterable
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.store import table_wire
+from shared.store.limits import PK as LIMIT_PK
 from shared.store.runs import ACTIVE
 from shared.store.runs import PK as RUN_PK
 from shared.store.tables import ERRORS, JOBS, RUNS, TRANSACTION_LIMIT, Tables, chunks
@@ -68,4 +70,13 @@ def purge(tables: Tables, days: int, now_ms: int | None = None) -> dict[str, int
         keys = ((r["PartitionKey"], r["RowKey"]) for r in rows if r["PartitionKey"] not in keep)
         counts[name] = _delete(table, keys)
     counts[RUNS] = _delete(runs, ((RUN_PK, r["RowKey"]) for r in old if r["RowKey"] not in keep))
+    # Rate-limit counters of callers not seen since the cutoff (one row per caller and limit).
+    since = ((now_ms if now_ms is not None else int(time.time() * 1000)) // 1000) - days * 86_400
+    idle = table_wire.query(
+        runs,
+        "PartitionKey eq @pk and window_start lt @since",
+        {"pk": LIMIT_PK, "since": since},
+        select=["RowKey"],
+    )
+    counts["limits"] = _delete(runs, ((LIMIT_PK, r["RowKey"]) for r in idle))
     return counts

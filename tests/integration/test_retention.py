@@ -11,6 +11,7 @@ import pytest
 from shared.store import table_wire
 from shared.store.errors import ErrorStore, SyncError
 from shared.store.jobs import Job, JobStore
+from shared.store.limits import RateLimiter
 from shared.store.retention import purge
 from shared.store.runs import Run, RunStore
 from shared.store.tables import ERRORS, JOBS, RUNS, Tables
@@ -55,8 +56,16 @@ def test_purge_deletes_old_runs_jobs_and_errors_in_bulk(tables, monkeypatch):
         return submit(table, ops)
 
     monkeypatch.setattr(table_wire, "submit", counting)
+    limits = RateLimiter(tables)
+    limits.hit("run_starts", "key-idle", 10, 60)
+    limits.hit("run_starts", "key-active", 10, 60)
+    idle = tables.client(RUNS).get_entity("limit", "run_starts|key-idle")
+    tables.client(RUNS).update_entity({**idle, "window_start": int(time.time()) - 100 * 86_400})
     deleted = purge(tables, days=90)
-    assert deleted == {ERRORS: 253, JOBS: 4, RUNS: 2}
+    assert deleted == {ERRORS: 253, JOBS: 4, RUNS: 2, "limits": 1}
+    assert [r["RowKey"] for r in table_wire.query(tables.client(RUNS), "PartitionKey eq 'limit'")] == [
+        "run_starts|key-active"
+    ]
     assert max(batches) <= 100 and len(batches) >= 3 + 2 + 1 + 1
     runs = {r.run_id for r in RunStore(tables).list(200)[0]}
     assert runs == {stuck, recent}
@@ -64,7 +73,7 @@ def test_purge_deletes_old_runs_jobs_and_errors_in_bulk(tables, monkeypatch):
     assert partitions(tables, ERRORS) == {stuck, recent}
     assert old not in runs and older not in runs
     # Nothing left to do: a second purge deletes nothing.
-    assert purge(tables, days=90) == {ERRORS: 0, JOBS: 0, RUNS: 0}
+    assert purge(tables, days=90) == {ERRORS: 0, JOBS: 0, RUNS: 0, "limits": 0}
 
 
 def test_the_retention_timer_is_registered(storage_env):
