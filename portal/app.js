@@ -478,7 +478,7 @@ function allJobsTable(jobs) {
       h("td", { class: "num" }, j.errors ? h("a", { href: `#errors/${j.run_id}` }, num(j.errors)) : num(0)))), t("jobs.caption"));
 }
 
-// An error's source is the BC record in the to_crm pass and the Dataverse record in the from_crm pass.
+// The records of an error's coupling (the answer fills both sides from the coupling when there is one).
 function idsOf(e) {
   const body = {};
   if (e.bc?.id) body.bc_ids = [e.bc.id];
@@ -519,8 +519,8 @@ async function errorsPage(runId) {
       list.map((e) => h("tr", { "data-error": e.id }, h("td", {}, when(e.time)), h("td", {}, e.mapping || ""), h("td", {}, recordCell(e.bc, "bc")), h("td", {}, recordCell(e.crm, "crm")),
         h("td", { class: "message" }, e.message || ""),
         h("td", { class: "actions" }, h("button", { onclick: () => act("POST", "/errors/retry", { ids: [e.id] }) }, t("errors.retry")),
-          e.bc || e.crm ? h("button", { class: "secondary", onclick: () => act("POST", `/mappings/${enc(e.mapping)}/skipped/restore`, idsOf(e)) }, t("errors.restore")) : null,
-          e.bc || e.crm ? h("button", { class: "secondary", onclick: () => act("DELETE", `/mappings/${enc(e.mapping)}/couplings`, idsOf(e)) }, t("couplings.delete")) : null))), t("nav.errors"));
+          e.coupling?.skipped ? h("button", { class: "secondary", onclick: () => act("POST", `/mappings/${enc(e.mapping)}/skipped/restore`, idsOf(e)) }, t("errors.restore")) : null,
+          e.coupling ? h("button", { class: "secondary", onclick: () => act("DELETE", `/mappings/${enc(e.mapping)}/couplings`, idsOf(e)) }, t("couplings.delete")) : null))), t("nav.errors"));
   }, box);
   const skipped = pager((token) => api("GET", `/browse/mappings/${enc(skippedMapping.value)}/couplings${query({ skipped: "true", limit: 25, continuation: token })}`), (list) => {
     skippedBox.setAttribute("data-mapping", skippedMapping.value);

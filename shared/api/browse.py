@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from azure.core.exceptions import HttpResponseError
+
 from shared.api.errors import ApiError
 from shared.api.ribbon import bc_url
 from shared.api.service import check_run_id, mapping_or_404
@@ -104,12 +106,19 @@ def _guid(text: str) -> str | None:
 
 
 def _paged(fetch, token: dict[str, Any] | None, limit: int) -> tuple[list, dict[str, Any] | None]:
-    """A filtered table query may answer an empty page with a continuation: read on (a few pages)."""
-    items, token = fetch(limit, token)
-    for _ in range(10):
-        if items or not token:
-            break
+    """A filtered table query may answer an empty page with a continuation: read on (a few pages).
+    A token storage refuses is the caller's malformed token."""
+    given = token
+    try:
         items, token = fetch(limit, token)
+        for _ in range(10):
+            if items or not token:
+                break
+            items, token = fetch(limit, token)
+    except (ValueError, TypeError, KeyError, HttpResponseError):
+        if given is None:
+            raise
+        raise ApiError(400, "InvalidContinuation", "malformed continuation token", "continuation") from None
     return items, token
 
 
@@ -317,12 +326,7 @@ def list_couplings(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
             )
             return page, json.loads(raw) if raw else None
 
-        try:
-            items, next_token = _paged(fetch, token, limit)
-        except (ValueError, TypeError, KeyError):
-            raise ApiError(
-                400, "InvalidContinuation", "malformed continuation token", "continuation"
-            ) from None
+        items, next_token = _paged(fetch, token, limit)
     for c in items:
         names.want(m, "bc", c.bc_id)
         names.want(m, "crm", c.crm_id)
@@ -374,28 +378,45 @@ def list_errors(ctx, params: dict[str, str]) -> dict[str, Any]:
     if mapping:
         mapping_or_404(ctx, mapping)
     limit, token = _limit(params), decode_token(params.get("continuation"))
-    try:
-        items, next_token = _paged(lambda n, t: ctx.errors.page(run_id, mapping, n, t), token, limit)
-    except (ValueError, TypeError, KeyError):
-        raise ApiError(400, "InvalidContinuation", "malformed continuation token", "continuation") from None
+    items, next_token = _paged(lambda n, t: ctx.errors.page(run_id, mapping, n, t), token, limit)
     mappings = ctx.mappings.by_name()
-    names = Resolver(ctx)
-    rows = []
+    sides: list[tuple[Any, Mapping | None, str | None, str | None]] = []
     for e in items:
-        m = mappings.get(e.mapping)
         bc_id, crm_id = (
             (e.destination_id, e.source_id) if e.sync_pass == "from_crm" else (e.source_id, e.destination_id)
         )
         if e.sync_pass not in ("to_crm", "from_crm"):
             bc_id = crm_id = None  # a job-level error names no record
+        sides.append((e, mappings.get(e.mapping), bc_id, crm_id))
+    # The records' couplings now (one bulk read per mapping and side): what Restore/Uncouple can act on.
+    coupled: dict[tuple[str, str, str], Coupling] = {}
+    for m in {m.name: m for _, m, _, _ in sides if m}.values():
+        for side, by in (("bc", ctx.couplings.by_bc), ("crm", ctx.couplings.by_crm)):
+            ids = {(b if side == "bc" else c) for _, mm, b, c in sides if mm is m} - {None}
+            for i, c in by(m.name, sorted(i for i in ids if _guid(i))).items():
+                coupled[(m.name, side, i)] = c
+    names = Resolver(ctx)
+    rows = []
+    for e, m, bc_id, crm_id in sides:
+        c = None
         if m:
+            c = coupled.get((m.name, "bc", (bc_id or "").lower())) or coupled.get(
+                (m.name, "crm", (crm_id or "").lower())
+            )
+            if c:
+                bc_id, crm_id = c.bc_id, c.crm_id
             names.want(m, "bc", bc_id)
             names.want(m, "crm", crm_id)
-        rows.append((e, m, bc_id, crm_id))
+        rows.append((e, m, bc_id, crm_id, c))
     names.resolve()
     value = [
-        {**e.api(), "bc": names.get(m, "bc", bc_id), "crm": names.get(m, "crm", crm_id)}
-        for e, m, bc_id, crm_id in rows
+        {
+            **e.api(),
+            "bc": names.get(m, "bc", bc_id),
+            "crm": names.get(m, "crm", crm_id),
+            "coupling": {"skipped": c.skipped, "last_result": c.last_result} if c else None,
+        }
+        for e, m, bc_id, crm_id, c in rows
     ]
     return {"value": value, "continuation": encode_token(next_token)}
 
@@ -407,10 +428,7 @@ def _job_json(j: Job) -> dict[str, Any]:
 def list_jobs(ctx, params: dict[str, str]) -> dict[str, Any]:
     """A page of the integration synchronization jobs of all runs, newest first."""
     limit, token = _limit(params), decode_token(params.get("continuation"))
-    try:
-        items, next_token = _paged(lambda n, t: ctx.jobs.page(n, t), token, limit)
-    except (ValueError, TypeError, KeyError):
-        raise ApiError(400, "InvalidContinuation", "malformed continuation token", "continuation") from None
+    items, next_token = _paged(lambda n, t: ctx.jobs.page(n, t), token, limit)
     return {"value": [_job_json(j) for j in items], "continuation": encode_token(next_token)}
 
 
@@ -558,6 +576,10 @@ def openapi_paths() -> dict[str, Any]:
             "time": {"type": ["string", "null"]},
             "bc": _RECORD,
             "crm": _RECORD,
+            "coupling": {
+                "type": ["object", "null"],
+                "properties": {"skipped": {"type": "boolean"}, "last_result": {"type": "string"}},
+            },
         },
     }
     job = {"allOf": [{"$ref": "#/components/schemas/Job"}, {"properties": {"run_id": {"type": "string"}}}]}

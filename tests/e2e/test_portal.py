@@ -300,6 +300,8 @@ def test_record_actions_sync_now_retry_restore_uncouple(page, stack: Stack, sync
     error_row = page.locator("#errors-list tbody tr", has_text=label(bc)).first
     error_row.wait_for()
     assert not GUID.search(error_row.locator("td").nth(2).inner_text())
+    # The error's coupling is skipped: its row offers Restore (the answer names both records).
+    playwright_api.expect(error_row.get_by_role("button", name="Restore skipped record")).to_have_count(1)
     error_row.get_by_role("button", name="Retry").click()
     status_text(page, "#errors-msg", "Done")
     skipped_row = page.locator("#skipped-list tbody tr", has_text=label(bc))
@@ -313,9 +315,12 @@ def test_record_actions_sync_now_retry_restore_uncouple(page, stack: Stack, sync
 
     # Uncouple from the errors list: the coupling is gone, the BC record stays.
     error_row = page.locator("#errors-list tbody tr", has_text=label(bc)).first
+    playwright_api.expect(error_row.get_by_role("button", name="Restore skipped record")).to_have_count(0)
     error_row.get_by_role("button", name="Delete coupling").click()
     status_text(page, "#errors-msg", "1 coupling")
     assert synced.get("/browse/mappings/CUSTOMER/couplings", q=bc["id"])["value"] == []
+    # Uncoupled now: the error stays listed, with nothing left to restore or uncouple.
+    playwright_api.expect(error_row.get_by_role("button", name="Delete coupling")).to_have_count(0)
     shot(page, "errors-uncoupled")
 
 
