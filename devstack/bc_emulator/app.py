@@ -683,6 +683,8 @@ class BusinessCentral(Emulator):
             return 200, self.store.get("companies", company), None
         if entity not in ROOTS[root] or entity == "companies":
             raise BcError(404, "BadRequest_NotFound", f"Resource not found for the segment '{entity}'.")
+        if not bound and method not in ENTITIES[entity].methods:
+            raise BcError(405, "BadRequest_MethodNotAllowed", f"{method} is not allowed on {entity}.")
         key = key.lower() if key else None
         current = self.store.get(entity, key, company) if key else None
         if key and current is None:
@@ -700,9 +702,6 @@ class BusinessCentral(Emulator):
                 )
             scope = ("json_extract(data, '$.\"relatedId\"') = ?", [key])
             return 200, self.list(base, company, "contactsInformation", params, headers, scope, path), None
-        e = ENTITIES[entity]
-        if method not in e.methods:
-            raise BcError(405, "BadRequest_MethodNotAllowed", f"{method} is not allowed on {entity}.")
         if method == "GET":
             if current:
                 return 200, self.shape(current, _select(params)), None
