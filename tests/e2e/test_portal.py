@@ -540,3 +540,28 @@ def test_every_page_fits_and_has_no_serious_accessibility_violations(
             shot(page, f"{name}-{width}")
     finally:
         context.close()
+
+
+def test_names_are_read_in_bulk_and_paging_visits_every_coupling_once(stack: Stack, synced: Http) -> None:
+    everything = synced.get("/browse/mappings/CUSTOMER/couplings", limit=200)["value"]
+    assert everything and everything[0]["bc"]["state"] == "found"
+    seen, token = [], None
+    while True:
+        page = synced.get(
+            "/browse/mappings/CUSTOMER/couplings", limit=7, **({"continuation": token} if token else {})
+        )
+        assert len(page["value"]) <= 7
+        seen += [c["bc_id"] for c in page["value"]]
+        token = page["continuation"]
+        if not token:
+            break
+    assert sorted(seen) == sorted(c["bc_id"] for c in everything) and len(set(seen)) == len(seen)
+    # One page of up to 50 couplings: one id-filtered read on each side (BC may add its company lookup).
+    for side in ("bc", "dataverse"):
+        httpx.post(f"{stack.endpoints[side]['admin']}/stats/reset").raise_for_status()
+    shown = synced.get("/browse/mappings/CUSTOMER/couplings", limit=50)["value"]
+    assert len(shown) == min(50, len(everything))
+    bc = httpx.get(f"{stack.endpoints['bc']['admin']}/stats").json()
+    dv = httpx.get(f"{stack.endpoints['dataverse']['admin']}/stats").json()
+    assert dv.get("total") == 1, dv
+    assert 1 <= bc.get("total", 0) <= 2, bc
