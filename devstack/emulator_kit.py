@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 from collections import Counter, deque
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import jwt
@@ -110,6 +110,8 @@ def _sql(node, columns: dict[str, str], params: list) -> str:
         value = node.value
         if isinstance(value, datetime):
             value = stamp(value)
+        elif isinstance(value, date):  # Edm.Date columns hold "YYYY-MM-DD": text order is date order
+            value = value.isoformat()
         elif isinstance(value, bool):
             value = 1 if value else 0
         params.append(value)
@@ -314,13 +316,15 @@ class Limits:
     def __init__(self, rate: int, window_s: float, queue: int | None):
         self.rate, self.window_s, self.queue = rate, window_s, queue
         self.lock = threading.Lock()
-        self.reset()
-
-    def reset(self) -> None:
-        self.windows: dict[str, deque[float]] = {}
         self.in_flight: Counter = Counter()
         self.waiting: Counter = Counter()
         self.freed = asyncio.Event()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the request windows (requests in flight or queued keep their places)."""
+        with self.lock:
+            self.windows: dict[str, deque[float]] = {}
 
     def rate_exceeded(self, user: str) -> float | None:
         now = time.monotonic()

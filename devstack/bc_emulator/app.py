@@ -222,7 +222,8 @@ class BusinessCentral(Emulator):
     name = "bc"
     error_codes = {
         "unauthorized": "Authentication_InvalidCredentials",
-        "throttled": "Application_TooManyRequests",
+        # dynamics-rate-limits documents the 429 status only; "Unknown" is the documented catch-all code.
+        "throttled": "Unknown",
         "server": "Internal_ServerError",
     }
 

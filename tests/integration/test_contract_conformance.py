@@ -412,3 +412,16 @@ def test_dv_bulk_messages(dv, entity_set, message):
             f"The '{message}' method does not support entities of type '{t.logical_name}'"
             in (answer.json()["error"]["message"])
         )
+
+
+def test_bc_fault_and_auth_answers_use_documented_codes(bc, services):
+    client, admin = bc
+    url = f"v2.0/companies({COMPANY})/customers"
+    bc_error(httpx.get(f"{client.base_url}/{url}"), 401, "Authentication_InvalidCredentials")
+    try:
+        admin.faults(throttle={"requests": 0, "window_s": 60})
+        bc_error(client.get(url), 429)
+        admin.faults(throttle=None, error_rate=1.0, status=503)
+        bc_error(client.get(url), 503)
+    finally:
+        admin.faults()
