@@ -3,7 +3,7 @@
 Mapping filters (the BC "table filter" and the CRM "integration table filter") are validated when a
 mapping is saved and evaluated locally on records that come from Dataverse change tracking (which
 does not accept ``$filter``). Supported: ``eq ne gt ge lt le``, ``and or not``, parentheses, string
-literals with ``''`` escaping, numbers, ``true false null``, GUIDs, ISO datetimes, and
+literals with ``''`` escaping, numbers, ``true false null``, GUIDs, ISO dates and datetimes, and
 ``contains/startswith/endswith/tolower/toupper``. Anything else raises ``FilterError``.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
@@ -24,6 +24,7 @@ _TOKEN = re.compile(
     (?P<string>'(?:[^']|'')*')
     |(?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(?![\w-])
     |(?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2}))
+    |(?P<date>\d{4}-\d{2}-\d{2})(?![\w:.-])
     |(?P<number>-?\d+(?:\.\d+)?)(?![\w.])
     |(?P<name>[A-Za-z_][A-Za-z0-9_]*)
     |(?P<punct>[(),])
@@ -176,6 +177,11 @@ class _Parser:
                 return Literal(datetime.fromisoformat(value.replace("Z", "+00:00")))
             except ValueError:
                 raise FilterError(f"invalid datetime {value!r} at position {pos}") from None
+        if kind == "date":  # Edm.Date (e.g. BC startingDate)
+            try:
+                return Literal(date.fromisoformat(value))
+            except ValueError:
+                raise FilterError(f"invalid date {value!r} at position {pos}") from None
         if kind == "number":
             return Literal(float(value) if "." in value else int(value))
         if kind == "name":
@@ -227,6 +233,11 @@ def _coerce(a: Any, b: Any) -> tuple[Any, Any]:
         with contextlib.suppress(ValueError):
             a = datetime.fromisoformat(a.replace("Z", "+00:00"))
     elif isinstance(a, datetime) and isinstance(b, str):
+        return tuple(reversed(_coerce(b, a)))
+    elif isinstance(b, date) and not isinstance(b, datetime) and isinstance(a, str):
+        with contextlib.suppress(ValueError):
+            a = date.fromisoformat(a[:10])
+    elif isinstance(a, date) and not isinstance(a, datetime) and isinstance(b, str):
         return tuple(reversed(_coerce(b, a)))
     if isinstance(a, str) and isinstance(b, str) and _GUID.fullmatch(a) and _GUID.fullmatch(b):
         a, b = a.lower(), b.lower()

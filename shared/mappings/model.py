@@ -103,5 +103,6 @@ class Mapping(BaseModel):
     @property
     def reads_all_records(self) -> bool:
         """A value computed from data outside the record (an exchange rate) can change while the record
-        does not: every sync reads every record, and a modified run never skips the mapping."""
+        does not: every sync of the mapping reads every record, and the change probe also asks for rates
+        changed or started since the last sync."""
         return any(f.transform == "exchange_rate" for f in self.fields)

@@ -10,6 +10,7 @@ work: no watermark yet, failures waiting for a retry, a full answer page, or a p
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -35,7 +36,7 @@ def idle_mappings(ctx, mappings: list[Mapping]) -> set[str]:
             continue
         if "from_crm" in passes and not (state.crm_delta_link or state.crm_watermark):
             continue
-        if _has_retries(ctx, m) or m.reads_all_records:
+        if _has_retries(ctx, m):
             continue
         candidates[m.name] = (m, state)
     if not candidates:
@@ -75,8 +76,15 @@ def _bc_busy(ctx, items: list[tuple[Mapping, MappingState]]) -> set[str]:
         )
         for m, state in items
     ]
+    rated = [(m, state) for m, state in items if m.reads_all_records]
+    ops += [_rates_since(state.bc_watermark) for _, state in rated]
+    answers = ctx.bc.batch(ops)
     busy = set()
-    for (m, _), answer in zip(items, ctx.bc.batch(ops), strict=True):
+    for (m, _), answer in zip(rated, answers[len(items) :], strict=True):
+        rows = (answer.body or {}).get("value") if answer.error is None else None
+        if rows is None or rows:  # a rate was entered, changed or has started since the last sync
+            busy.add(m.name)
+    for (m, _), answer in zip(items, answers[: len(items)], strict=True):
         rows = (answer.body or {}).get("value") if answer.error is None else None
         if rows is None or len(rows) >= PROBE_TOP:
             busy.add(m.name)
@@ -87,6 +95,13 @@ def _bc_busy(ctx, items: list[tuple[Mapping, MappingState]]) -> set[str]:
         ):
             busy.add(m.name)
     return busy
+
+
+def _rates_since(watermark: str) -> BatchOp:
+    """Exchange rates entered or changed since ``watermark``, or whose starting date came since."""
+    day, today = watermark[:10], datetime.now(UTC).date().isoformat()
+    flt = f"lastModifiedDateTime ge {watermark} or (startingDate gt {day} and startingDate le {today})"
+    return BatchOp("GET", "currencyExchangeRates", query={"$filter": flt, "$select": "id", "$top": "1"})
 
 
 def _crm_busy(ctx, items: list[tuple[Mapping, MappingState]]) -> set[str]:

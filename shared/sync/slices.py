@@ -231,7 +231,9 @@ class SliceRunner:
         changes: dict[str, Any] = {}
         if sync_pass == "to_crm":
             seen = parse_iso(cursor.get("max_seen"))
-            if seen is not None or self.full:
+            if self.m.reads_all_records:  # every record was read: what changes after the start is new
+                changes["bc_watermark"] = iso(started)
+            elif seen is not None or self.full:
                 candidates = [t for t in (started, seen) if t is not None]
                 changes["bc_watermark"] = iso(min(candidates))
         else:

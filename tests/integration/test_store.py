@@ -238,23 +238,13 @@ def test_bulk_reads_by_both_sides_and_hash_round_trip(tables):
     assert [c.bc_id for c in skipped] == [changed.bc_id]
 
 
-def test_delete_removes_both_rows_and_pending_journal(tables):
+def test_delete_removes_both_rows(tables):
     store = CouplingStore(tables)
     c = Coupling("CONTACT", gid(), gid())
     store.create(c)
     store.delete(c)
     assert store.get("CONTACT", bc_id=c.bc_id) is None and store.get("CONTACT", crm_id=c.crm_id) is None
-    first, second = [gid() for _ in range(900)], [gid().upper() for _ in range(3)]
-    journal_a = store.mark_pending("CONTACT", first, "job")
-    journal_b = store.mark_pending("CONTACT", second, "job")
-    assert len(journal_a) == 2  # 900 ids: two journal rows
-    probe = first[:5] + [s.lower() for s in second] + [gid()]
-    found = store.pending("CONTACT", probe)
-    assert set().union(*found.values()) == set(probe[:-1]) and journal_b[0] in found
-    store.clear_pending("CONTACT", journal_a)
-    assert store.pending("CONTACT", probe) == {journal_b[0]: {s.lower() for s in second}}
-    store.clear_pending("CONTACT", journal_b)
-    assert store.pending("CONTACT", probe) == {}
+    assert store.create(Coupling("CONTACT", c.bc_id, gid()))  # both ids are free again
 
 
 def test_mapping_lease_excludes_other_runs_and_other_slices(tables):

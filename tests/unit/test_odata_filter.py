@@ -203,3 +203,11 @@ def test_escaped_string_literal_round_trips(s: str, other: str) -> None:
     assert evaluate(node, {"name": s}) is True
     if other != s:
         assert evaluate(node, {"name": other}) is False
+
+
+def test_date_literals_compare_with_date_values():
+    node = parse("startingDate gt 2026-12-02 and startingDate le 2026-12-31")
+    assert evaluate(node, {"startingDate": "2026-12-10"})
+    assert not evaluate(node, {"startingDate": "2026-12-02"})
+    with pytest.raises(FilterError, match="invalid date"):
+        parse("startingDate gt 2026-13-40")

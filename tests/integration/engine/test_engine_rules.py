@@ -351,17 +351,19 @@ def test_change_probe_skips_only_what_has_nothing_new_and_fails_open(harness, mo
     run = h.run("full", ["CURRENCY", "UNIT OF MEASURE"])
     assert h.job(run, "CURRENCY")["to_crm"]["inserted"] == 1, run
     mappings = [m for m in h.ctx.mappings.all() if m.name in ("CURRENCY", "UNIT OF MEASURE")]
-    # CURRENCY's exchange rate changes without its record: it is never skipped.
-    assert probe.idle_mappings(h.ctx, mappings) == {"UNIT OF MEASURE"}
+    assert probe.idle_mappings(h.ctx, mappings) == {"CURRENCY", "UNIT OF MEASURE"}
     unit = next(u for u in h.bc.records("unitsOfMeasure"))
     h.bc.seed({"unitsOfMeasure": [{"id": unit["id"], "displayName": "Renamed unit"}]})
-    assert probe.idle_mappings(h.ctx, mappings) == set()
+    assert probe.idle_mappings(h.ctx, mappings) == {"CURRENCY"}
     run = h.run("modified", ["CURRENCY", "UNIT OF MEASURE"])
     assert h.job(run, "UNIT OF MEASURE")["to_crm"]["modified"] == 1
-    assert h.job(run, "CURRENCY")["to_crm"]["unchanged"] == 1
+    assert h.job(run, "CURRENCY")["message"] == "no changes since the last sync"
+    assert probe.idle_mappings(h.ctx, mappings) == {"CURRENCY", "UNIT OF MEASURE"}
+    # A new exchange rate wakes CURRENCY although no currency record changed.
+    h.bc.seed({"currencyExchangeRates": [rate("SEK", 1000, 90)]})
     assert probe.idle_mappings(h.ctx, mappings) == {"UNIT OF MEASURE"}
     run = h.run("modified", ["CURRENCY", "UNIT OF MEASURE"])
-    assert h.job(run, "UNIT OF MEASURE")["message"] == "no changes since the last sync"
+    assert h.job(run, "CURRENCY")["to_crm"]["modified"] == 1, run
 
     def unreachable(*_args, **_kwargs):
         raise Transient("bc", None, "ConnectError", "connection refused")
