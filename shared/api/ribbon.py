@@ -26,7 +26,7 @@ from shared.mappings.entities import CRM_ENTITIES
 from shared.odata_filter import evaluate, parse
 from shared.store.runs import Run, new_run_id
 from shared.store.tables import iso, now
-from shared.sync.records import PageSync
+from shared.sync.records import PageSync, bc_create_id
 
 # BC web client card pages and the field their filter uses.
 BC_PAGES = {
@@ -154,7 +154,10 @@ def open_record(
 
     ctx.runs.update(run.run_id, finish)
     if not ok:
-        c = _await_coupling(ctx, m, crm_id)  # a concurrent click may have won the create
+        # A concurrent click may have won the create: its BC record (same id) exists, and its
+        # coupling follows; then open that record. A failure of our own is shown at once.
+        raced = ctx.bc.get(m.bc_entity, bc_create_id(m.name, crm_id)) is not None
+        c = _await_coupling(ctx, m, crm_id, COUPLING_WAIT_SECONDS if raced else 0)
         if c is not None:
             return _coupled_answer(ctx, lang, m, c.bc_id)
         return RibbonAnswer(
