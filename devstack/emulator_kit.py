@@ -423,12 +423,11 @@ class Emulator:
     def user_of(claims: dict[str, Any]) -> str:
         return str(claims.get("oid") or claims.get("appid") or claims.get("azp") or claims.get("sub") or "")
 
-    def too_many(self, message: str, retry: float) -> JSONResponse:
+    def too_many(self, message: str, retry: float, kind: str = "throttled") -> JSONResponse:
         with self.faults.lock:
             self.faults.stats["throttled"] += 1
-        return self.error(
-            429, self.error_codes["throttled"], message, {"Retry-After": str(max(1, math.ceil(retry)))}
-        )
+        code = self.error_codes.get(kind, self.error_codes["throttled"])
+        return self.error(429, code, message, {"Retry-After": str(max(1, math.ceil(retry)))})
 
     async def _guarded(self, scope, receive, send, inner) -> None:
         request = Request(scope, receive)
@@ -462,7 +461,8 @@ class Emulator:
         # Past the concurrency limit a request either waits its turn (BC) or is refused (Dataverse).
         while f.max_concurrency and limits.in_flight[user] >= f.max_concurrency:
             if limits.queue is None or limits.waiting[user] >= limits.queue:
-                await self.too_many("Too many concurrent requests.", 1)(scope, receive, send)
+                message = f"Number of concurrent requests exceeded the limit of {f.max_concurrency}."
+                await self.too_many(message, 1, "concurrency")(scope, receive, send)
                 return
             limits.waiting[user] += 1
             with f.lock:

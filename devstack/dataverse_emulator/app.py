@@ -152,7 +152,13 @@ def _raw(table: DataverseTable, name: str) -> dict[str, Any]:
 
 class Dataverse(Emulator):
     name = "dataverse"
-    error_codes = {"unauthorized": "0x8004a101", "throttled": "0x80072322", "server": "0x80040216"}
+    # api-limits: 0x80072322 number of requests, 0x80072326 concurrent requests.
+    error_codes = {
+        "unauthorized": "0x8004a101",
+        "throttled": "0x80072322",
+        "concurrency": "0x80072326",
+        "server": "0x80040216",
+    }
 
     def __init__(
         self, port: int, authority: str, ca: str, db: str = ":memory:", https_port: int | None = None
@@ -886,7 +892,19 @@ class Dataverse(Emulator):
 
     # --- admin -------------------------------------------------------------------------------------------
     def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
-        """Rows are validated like API writes but may set read-only columns (fullname, …)."""
+        """Rows are validated like API writes but may set read-only columns (fullname, …); all or
+        nothing, in one transaction."""
+        self.store.db.execute("SAVEPOINT seed")
+        try:
+            counts = self._seed(data)
+        except BaseException:
+            self.store.db.execute("ROLLBACK TO seed")
+            self.store.db.execute("RELEASE seed")
+            raise
+        self.store.db.execute("RELEASE seed")
+        return counts
+
+    def _seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         counts = {}
         order = [
             "organizations",

@@ -223,7 +223,7 @@ def test_top_with_next_links_returns_exactly_top_rows(bc: Bc, http: httpx.Client
 
 
 def test_more_requests_than_the_concurrency_limit_are_queued_not_refused(bc: Bc):
-    httpx.post(f"{bc.admin}/faults", json={"latency_ms": 150, "max_concurrency": 2}).raise_for_status()
+    httpx.post(f"{bc.admin}/faults", json={"latency_ms": 500, "max_concurrency": 2}).raise_for_status()
     with ThreadPoolExecutor(8) as pool:
         statuses = list(
             pool.map(

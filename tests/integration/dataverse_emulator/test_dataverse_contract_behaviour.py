@@ -7,6 +7,7 @@ from __future__ import annotations
 import ssl
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from xml.etree import ElementTree  # noqa: S405 - the emulator under test wrote it
 
 import httpx
@@ -176,6 +177,17 @@ def test_service_document_metadata_and_entity_definitions(dv):  # noqa: F811
     ).json()
     assert selected["LogicalName"] == "account" and "Attributes" not in selected
     assert client.get("/EntityDefinitions(LogicalName='nosuch')").status_code == 404
+
+
+def test_past_the_concurrency_limit_requests_are_refused_with_429(dv):  # noqa: F811
+    client, admin, _ = dv
+    admin.faults(latency_ms=1000, max_concurrency=1)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: client.get("/accounts"), range(4)))
+    refused = [a for a in answers if a.status_code == 429]
+    assert refused and any(a.status_code == 200 for a in answers)
+    assert {a.json()["error"]["code"] for a in refused} == {"0x80072326"}
+    assert all(int(a.headers["Retry-After"]) >= 1 for a in refused)
 
 
 @pytest.fixture(scope="module")
