@@ -12,8 +12,10 @@ Each root has a service document (`GET <root>/`), `$metadata` (CSDL generated fr
 
 Behaviour and its source:
 - Writes are checked against the contract: unknown properties (400 `BadRequest`), read-only
-  properties, `max_length` (`Application_StringExceededLength`), enums (blank member also as
-  `_x0020_`), types, required-on-create, and relations (`Internal_InvalidTableRelation`): country →
+  properties (`BadRequest_InvalidOperation`), `max_length` (`Application_StringExceededLength`),
+  enums (blank member also as `_x0020_`), types, GUIDs (`Application_InvalidGUID`), required-on-create
+  (`Application_DialogException`; a blank code `Application_FieldValidationException`), and
+  relations (`Internal_InvalidTableRelation`; messages as in dynamics_error_codes): country →
   countriesRegions, salespersonCode → salespeoplePurchasers, currency/unit/payment terms/shipment
   method ids and codes (BaseApp TableRelations; dynamics-error-codes). Only documented error codes.
 - A client-supplied `id` on POST becomes the SystemId (transition-to-api-v2.0); an existing id or a
@@ -354,7 +356,10 @@ class BusinessCentral(Emulator):
         elif kind == "GUID":
             if not isinstance(value, str) or not GUID_RE.match(value):
                 raise BcError(
-                    400, "Application_InvalidGUID", f"The value '{value}' of '{name}' is not a valid GUID."
+                    400,
+                    "Application_InvalidGUID",
+                    f"Invalid format of GUID string ({name}). The correct format of the GUID string is: "
+                    "CDEF7890-ABCD-0123-1234-567890ABCDEF where 0-9, A-F symbolizes hexadecimal digits.",
                 )
             value = value.lower()
         return value
@@ -423,12 +428,11 @@ class BusinessCentral(Emulator):
                 if current is None:
                     record["id"] = self._check_value(entity, prop, value)
                 elif str(value).lower() != current["id"]:
-                    raise BcError(400, "BadRequest", "The property 'id' is read-only and cannot be changed.")
+                    raise BcError(400, "BadRequest_InvalidOperation", "Control 'id' is read-only")
                 continue
             if prop.read_only and not trusted:
-                raise BcError(
-                    400, "BadRequest", f"The property '{name}' is read-only on '{SINGULAR[entity]}'."
-                )
+                # dynamics_error_codes: ODataInvalidOperationException "Control '…' is read-only".
+                raise BcError(400, "BadRequest_InvalidOperation", f"Control '{name}' is read-only")
             record[name] = self._check_value(entity, prop, value)
         record.update(hidden or {})
         if current is None:

@@ -182,7 +182,8 @@ def test_bc_unknown_property(bc, entity):
 @pytest.mark.parametrize(("entity", "name"), bc_rules("read_only"))
 def test_bc_read_only(bc, entity, name):
     client, _ = bc
-    bc_error(client.post(bc_url(entity), json={**bc_base(client, entity), name: bc_value(entity, name)}), 400)
+    answer = client.post(bc_url(entity), json={**bc_base(client, entity), name: bc_value(entity, name)})
+    bc_error(answer, 400, "BadRequest_InvalidOperation")
 
 
 @pytest.mark.parametrize(("entity", "name"), bc_rules("max_length"))

@@ -260,4 +260,4 @@ def test_service_document_and_metadata_for_both_roots(bc: Bc, http: httpx.Client
 def test_unsupported_query_options_and_read_only_fields_are_refused(bc: Bc, http: httpx.Client):
     assert http.get(f"{bc.company}/customers", params={"$apply": "x"}).status_code == 400
     ro = http.post(f"{bc.company}/customers", json={"displayName": "A", "balanceDue": 5})
-    assert ro.status_code == 400 and ro.json()["error"]["code"] == "BadRequest"
+    assert ro.status_code == 400 and ro.json()["error"]["code"] == "BadRequest_InvalidOperation"
