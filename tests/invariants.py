@@ -14,11 +14,15 @@ from typing import Any
 
 import httpx
 
-from shared.mappings import Mapping, default_mappings
+from shared.contracts import bc_entities, dataverse_tables
+from shared.mappings import FieldMapping, Mapping, default_mappings
 from shared.mappings.entities import CRM_ENTITIES
 from shared.odata_filter import evaluate, parse
 from shared.store.couplings import CouplingStore
 from shared.sync.values import normalize, raw_value
+
+# Values the sync computes rather than copies are checked by what they are computed from, or not at all.
+COMPUTED = ("exchange_rate", "or_code", "decimal_places", "base_uom", "new_code")
 
 
 @dataclass
@@ -55,6 +59,11 @@ def check(
     mappings: list[Mapping] | None = None,
 ) -> Report:
     report = Report()
+    countries = {
+        str(r.get(k) or "").casefold(): r["code"]
+        for r in _records(endpoints["bc"]["admin"], "countriesRegions")
+        for k in ("code", "displayName")
+    }
     coupled_crm: dict[str, set[str]] = {}
     created_crm: dict[str, set[str]] = {}
     for m in mappings or default_mappings():
@@ -106,11 +115,15 @@ def check(
                 if ok
             }
             for f in m.fields:
-                if f.is_constant or not f.bc or not f.crm or f.lookup:
+                if f.is_constant or not f.bc or not f.crm or f.lookup or f.transform in COMPUTED:
                     continue
                 if not any(f.flows(d) and m.allows(d) for d in flowing):
                     continue
-                if normalize(raw_value(m, f, b, "bc")) != normalize(raw_value(m, f, r, "crm")):
+                crm_value = normalize(raw_value(m, f, r, "crm"))
+                expected = _expected(m, f, b, countries)
+                if isinstance(expected, tuple):  # a country: compare as BC codes
+                    expected, crm_value = expected[1], countries.get(str(crm_value).casefold(), crm_value)
+                if normalize(expected) != normalize(crm_value):
                     report.add(
                         f"{m.name}: {c.bc_id}/{c.crm_id} differ in {f.bc}/{f.crm}: "
                         f"{raw_value(m, f, b, 'bc')!r} vs {raw_value(m, f, r, 'crm')!r}"
@@ -120,13 +133,34 @@ def check(
             created_crm[m.crm_entity] = {
                 rid for rid, row in crm_rows.items() if row.get("_createdby_value") == app_user
             }
-        for rid in bc_rows:
-            if rid not in seeded_bc_ids and rid not in by_bc and m.allows("from_crm"):
+        for rid, row in bc_rows.items():
+            # (BC makes records of its own too, e.g. a new customer's company contact: outside the filter)
+            if (
+                rid not in seeded_bc_ids
+                and rid not in by_bc
+                and m.allows("from_crm")
+                and evaluate(bc_filter, row)
+            ):
                 report.add(f"{m.name}: BC record {rid} created by the sync is not coupled (orphan/twin)")
     for entity_set, created in created_crm.items():  # products belong to two mappings: check per table
         for rid in sorted(created - coupled_crm.get(entity_set, set())):
             report.add(f"{entity_set}: CRM record {rid} created by the sync is not coupled (orphan/twin)")
     return report
+
+
+def _expected(m: Mapping, f: FieldMapping, bc_row: dict[str, Any], countries: dict[str, str]) -> Any:
+    """What the CRM side holds for a BC value once synced: a blocked item's product is retired (1), a
+    negative number is the Dataverse minimum, a country name and its BC code are the same country."""
+    value = raw_value(m, f, bc_row, "bc")
+    if f.transform == "product_state":
+        return normalize(1 if value else 0)
+    prop = dataverse_tables()[m.crm_entity].properties.get(f.crm)
+    if isinstance(value, int | float) and prop is not None and prop.minimum is not None:
+        value = max(value, prop.minimum)
+    bc_prop = bc_entities()[m.bc_entity].properties.get(f.bc)
+    if bc_prop is not None and bc_prop.relation and bc_prop.relation.startswith("countriesRegions"):
+        return ("country", countries.get(str(value or "").casefold(), value))
+    return normalize(value)
 
 
 def counters_add_up(run: dict) -> list[str]:

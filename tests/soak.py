@@ -147,7 +147,7 @@ class Soak:
             except (httpx.HTTPError, ValueError):  # storage restarting
                 time.sleep(1)
                 continue
-            if run["status"] in TERMINAL:
+            if run.get("status") in TERMINAL:  # an error answer (storage restarting) has no status
                 return run
             time.sleep(1)
         raise TimeoutError(f"run {run_id} did not end in {timeout} s")

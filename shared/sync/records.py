@@ -781,17 +781,19 @@ class PageSync:
         out: list[tuple[Coupling, dict[str, Any]]] = []
         if not owned:
             return out
+        # The values BC gave the new records, as a BC->CRM pass would send them (lookups, computed values).
+        to_crm = PageSync(self.ctx, self.m, "to_crm", run_id=self.run_id, create_uncoupled=False)
         for c, bc_rec, crm_rec in created:
             body: dict[str, Any] = {}
             written: list[FieldMapping] = []
             for f in owned:
                 try:
-                    value = translate(self.m, f, bc_rec.get(f.bc), "to_crm", self.ctx.lookups)
-                except LookupFailed:
+                    value = to_crm.translated(f, bc_rec)
+                except (_KeepField, *RecordRefused):
                     continue
                 current = raw_value(self.m, f, crm_rec, "crm")
                 send = normalize(value) != "" and not equal(value, current)
-                c.bc_hashes[f.key] = value_hash(bc_rec.get(f.bc))
+                c.bc_hashes[f.key] = value_hash(to_crm.src_value(f, bc_rec))
                 c.crm_hashes[f.key] = value_hash(value if send else current)
                 if send:
                     body.update(crm_payload(self.m, f, value))
