@@ -278,6 +278,7 @@ class Faults:
         self.reset_rate = 0.0
         self.throttle: dict[str, float] | None = None
         self.max_concurrency = getattr(self, "default_concurrency", 0)
+        self.queue_timeout_s = 0.0  # 0: the service's own (BC: 8 minutes)
         self.window = deque()
 
     def configure(self, body: dict[str, Any]) -> None:
@@ -292,6 +293,7 @@ class Faults:
             self.throttle = body["throttle"] or None
             self.window = deque()
         self.max_concurrency = int(body.get("max_concurrency", self.max_concurrency))
+        self.queue_timeout_s = float(body.get("queue_timeout_s", self.queue_timeout_s))
 
     def throttled(self) -> float | None:
         """Seconds to wait when the injected request-rate limit is exceeded (None when allowed)."""
@@ -311,10 +313,11 @@ class Faults:
 
 class Limits:
     """A service's documented per-user limits: `rate` requests per `window_s` seconds, and what happens
-    past the concurrency limit: queued (up to `queue` waiting, then 429) or, with `queue=None`, 429."""
+    past the concurrency limit: queued (up to `queue` waiting, then 429; 503 after `queue_timeout_s`)
+    or, with `queue=None`, 429."""
 
-    def __init__(self, rate: int, window_s: float, queue: int | None):
-        self.rate, self.window_s, self.queue = rate, window_s, queue
+    def __init__(self, rate: int, window_s: float, queue: int | None, queue_timeout_s: float = 480):
+        self.rate, self.window_s, self.queue, self.queue_timeout_s = rate, window_s, queue, queue_timeout_s
         self.lock = threading.Lock()
         self.in_flight: Counter = Counter()
         self.waiting: Counter = Counter()
@@ -459,6 +462,7 @@ class Emulator:
             await self.too_many(message, wait)(scope, receive, send)
             return
         # Past the concurrency limit a request either waits its turn (BC) or is refused (Dataverse).
+        deadline = time.monotonic() + (f.queue_timeout_s or limits.queue_timeout_s)
         while f.max_concurrency and limits.in_flight[user] >= f.max_concurrency:
             if limits.queue is None or limits.waiting[user] >= limits.queue:
                 message = f"Number of concurrent requests exceeded the limit of {f.max_concurrency}."
@@ -469,7 +473,13 @@ class Emulator:
                 f.stats["queued"] += 1
             try:
                 limits.freed.clear()
-                await limits.freed.wait()
+                await asyncio.wait_for(limits.freed.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                response = self.error(
+                    503, self.error_codes["server"], "The request waited too long in the queue."
+                )
+                await response(scope, receive, send)
+                return
             finally:
                 limits.waiting[user] -= 1
         limits.in_flight[user] += 1
@@ -555,6 +565,7 @@ class Emulator:
                 "reset_rate": f.reset_rate,
                 "throttle": f.throttle,
                 "max_concurrency": f.max_concurrency,
+                "queue_timeout_s": f.queue_timeout_s,
             }
         )
 

@@ -33,8 +33,9 @@ Behaviour and its source:
   `Request_EntityChanged`); missing record 404 `Internal_RecordNotFound`.
 - Paging: up to 20,000 per page, `Prefer: odata.maxpagesize=N` (Server-Driven-Paging); `$top` with
   `@odata.nextLink` pages until `$top` rows were returned.
-- Limits (operational-limits-online): 5 requests per user processed at once, more wait in a queue;
-  429 only past 95 queued or 6000 requests per 5 minutes; `/_admin/faults` can still inject 429s.
+- Limits (operational-limits-online): 5 requests per user processed at once, more wait in a queue
+  (503 after 8 minutes); 429 only past 95 queued or 6000 requests per 5 minutes; `/_admin/faults`
+  can still inject 429s (429 code `Unknown`: dynamics-rate-limits documents the status only).
 - 401 `Authentication_InvalidCredentials` for a missing/invalid token or another tenant.
 """
 

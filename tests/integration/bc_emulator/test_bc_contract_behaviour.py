@@ -237,6 +237,24 @@ def test_more_requests_than_the_concurrency_limit_are_queued_not_refused(bc: Bc)
     httpx.post(f"{bc.admin}/faults", json={}).raise_for_status()
 
 
+def test_a_request_queued_too_long_gets_503(bc: Bc):
+    faults = {"latency_ms": 1500, "max_concurrency": 1, "queue_timeout_s": 0.2}
+    httpx.post(f"{bc.admin}/faults", json=faults).raise_for_status()
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            statuses = sorted(
+                pool.map(
+                    lambda _: (
+                        httpx.get(f"{bc.company}/customers", headers=bc.headers(), timeout=30).status_code
+                    ),
+                    range(3),
+                )
+            )
+    finally:
+        httpx.post(f"{bc.admin}/faults", json={}).raise_for_status()
+    assert statuses[0] == 200 and 503 in statuses
+
+
 def test_service_document_and_metadata_for_both_roots(bc: Bc, http: httpx.Client):
     doc = http.get(f"{bc.api}/").json()
     names = {s["name"] for s in doc["value"]}
