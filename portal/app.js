@@ -15,7 +15,11 @@ if (url.searchParams.has("code")) {
 const KEY = sessionStorage.getItem("portal.key") || "";
 const API = location.pathname.replace(/\/portal\/?$/, "");
 
-const main = document.getElementById("main");
+// Each page renders into a container of its own: a page still loading when the user moves on writes
+// into its own (detached) one, never into the next page.
+const mainEl = document.getElementById("main");
+let main = mainEl;
+const current = () => main;
 const live = document.getElementById("status");
 let timer = null;
 
@@ -158,7 +162,10 @@ function jobsTable(run) {
   return table([t("col.mapping"), t("col.status"), t("col.progress"), t("col.processed"), t("col.total"),
     t("col.toCrm"), t("col.fromCrm"), t("col.errors"), t("col.duration")], rows, t("jobs.caption"));
 }
-function poll(fn) { stopPoll(); timer = setInterval(fn, 1000); }
+// One poller, owned by the page shown: a page left behind neither starts nor keeps one.
+function poll(fn, owner) {
+  if (owner.isConnected) { stopPoll(); timer = setInterval(() => (owner.isConnected ? fn() : stopPoll()), 1000); }
+}
 function stopPoll() { if (timer) clearInterval(timer); timer = null; }
 async function mappingList() { return (await api("GET", "/mappings")).value; }
 
@@ -205,6 +212,7 @@ function historyChart(points, days) {
 
 // ---------- pages ----------
 async function overview() {
+  const main = current(); // this page's own container (see route)
   main.replaceChildren(h("h2", { tabindex: "-1" }, t("nav.overview")));
   const healthBox = h("section", { "aria-labelledby": "h-health" }, h("h3", { id: "h-health" }, t("overview.health")));
   const schedBox = h("section", { "aria-labelledby": "h-sched" }, h("h3", { id: "h-sched" }, t("overview.schedule")));
@@ -242,6 +250,7 @@ function runsTable(runs) {
 }
 
 async function mappingsPage() {
+  const main = current(); // this page's own container (see route)
   main.replaceChildren(h("h2", { tabindex: "-1" }, t("nav.mappings")), h("p", {}, t("mappings.intro")));
   const msg = h("p", { role: "status", id: "mappings-msg" });
   const box = h("div");
@@ -386,6 +395,7 @@ function recommendation(m, job) {
 }
 
 async function reviewPage() {
+  const main = current(); // this page's own container (see route)
   main.replaceChildren(h("h2", { tabindex: "-1" }, t("nav.review")), h("p", {}, t("review.intro")), h("p", { class: "notice" }, t("review.duplicates")));
   const controls = h("p");
   const box = h("div", { id: "review-table" });
@@ -410,7 +420,7 @@ async function reviewPage() {
       poll(async () => {
         dry = await api("GET", `/runs/${r.run_id}`); render();
         if ([...TERMINAL, "AwaitingDecision"].includes(dry.status)) { stopPoll(); dryBtn.disabled = startBtn.disabled = false; announce(t("review.analysed")); }
-      });
+      }, main);
     } catch (err) { dryBtn.disabled = startBtn.disabled = false; showError(progress, err); }
   } }, t("review.dryRunButton"));
   const startBtn = h("button", { id: "start-full", onclick: async () => {
@@ -434,7 +444,7 @@ async function reviewPage() {
       if (run.status === "AwaitingDecision") { stopPoll(); decision(run); }
       else if (TERMINAL.includes(run.status)) { stopPoll(); announce(statusLabel(run.status)); startBtn.disabled = false; }
     };
-    tick(); poll(tick);
+    tick(); poll(tick, main);
   }
   function decision(run) {
     const answer = async (keep) => {
@@ -453,6 +463,7 @@ async function reviewPage() {
 }
 
 async function jobsPage(runId) {
+  const main = current(); // this page's own container (see route)
   main.replaceChildren(h("h2", { tabindex: "-1" }, t("nav.jobs")));
   const box = h("div", { "aria-live": "polite", id: "jobs-box" });
   main.append(box);
@@ -467,7 +478,7 @@ async function jobsPage(runId) {
       jobsTable(run), h("p", {}, h("a", { href: `#errors/${runId}` }, t("jobs.showErrors")), " · ", h("a", { href: "#jobs" }, t("jobs.allRuns"))));
     if (!["Pending", "Running"].includes(run.status)) stopPoll();
   };
-  await tick(); poll(() => tick().catch((err) => { stopPoll(); showError(box, err); }));
+  await tick(); poll(() => tick().catch((err) => { stopPoll(); showError(box, err); }), main);
 }
 function allJobsTable(jobs) {
   if (!jobs.length) return h("p", { class: "muted" }, t("runs.none"));
@@ -497,6 +508,7 @@ function resultText(r) {
 }
 
 async function errorsPage(runId) {
+  const main = current(); // this page's own container (see route)
   main.replaceChildren(h("h2", { tabindex: "-1" }, t("nav.errors")));
   const mappings = await mappingList();
   const msg = h("p", { role: "status", id: "errors-msg" });
@@ -535,6 +547,7 @@ async function errorsPage(runId) {
 }
 
 async function couplingsPage() {
+  const main = current(); // this page's own container (see route)
   main.replaceChildren(h("h2", { tabindex: "-1" }, t("nav.couplings")), h("p", {}, t("couplings.intro")));
   const mappings = await mappingList();
   const msg = h("p", { role: "status", id: "couplings-msg" });
@@ -627,9 +640,14 @@ async function route() {
   const name = pages[page] ? page : "overview";
   document.querySelectorAll("nav a").forEach((a) => a.toggleAttribute("aria-current", a.getAttribute("href") === `#${name}`));
   document.querySelectorAll("nav a[aria-current]").forEach((a) => a.setAttribute("aria-current", "page"));
-  try { await pages[name](arg); } catch (err) { main.append(h("p", { class: "error", role: "alert" }, t("error.prefix", { message: err.message }))); }
-  main.querySelector("h2")?.focus();
-  main.setAttribute("data-ready", name);
+  const view = h("div", { class: "view" });
+  mainEl.removeAttribute("data-ready");
+  mainEl.replaceChildren(view);
+  main = view;
+  try { await pages[name](arg); } catch (err) { view.append(h("p", { class: "error", role: "alert" }, t("error.prefix", { message: err.message }))); }
+  if (main !== view) return;
+  view.querySelector("h2")?.focus();
+  mainEl.setAttribute("data-ready", name);
 }
 document.getElementById("lang").addEventListener("change", (e) => {
   lang = e.target.value;
@@ -638,6 +656,6 @@ document.getElementById("lang").addEventListener("change", (e) => {
 });
 window.addEventListener("hashchange", route);
 // The skip link moves focus only: "#main" is no page of the router.
-document.querySelector(".skip").addEventListener("click", (e) => { e.preventDefault(); main.focus(); });
+document.querySelector(".skip").addEventListener("click", (e) => { e.preventDefault(); mainEl.focus(); });
 applyStatic();
 route();
