@@ -174,8 +174,9 @@ def build_http_app(functions: list[Function], prefix: str, key: str):
         allowed = [
             (f, m) for f, m in matched if request.method in (f.trigger.get("methods") or [request.method])
         ]
-        if not allowed:
-            return Response(status_code=405)
+        if not allowed:  # RFC 9110 §15.5.6: a 405 lists the methods the resource supports
+            methods = sorted({m for f, _ in matched for m in f.trigger.get("methods") or []})
+            return Response(status_code=405, headers={"Allow": ", ".join(methods)})
         fn, match = allowed[0]
         if str(fn.trigger.get("authLevel", "function")).lower() != "anonymous":
             given = request.headers.get("x-functions-key") or request.query_params.get("code") or ""
@@ -228,7 +229,9 @@ def build_http_app(functions: list[Function], prefix: str, key: str):
             methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
         )
     ]
-    return Starlette(routes=routes)
+    # A path no route matches (e.g. one with a newline, which Starlette's path pattern refuses) gets
+    # the host's bare 404, like every other unknown path.
+    return Starlette(routes=routes, exception_handlers={404: lambda request, exc: Response(status_code=404)})
 
 
 class _Out:

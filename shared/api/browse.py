@@ -512,7 +512,9 @@ _PAGE_PARAMS = [
     _param("continuation", {"type": "string", "pattern": TOKEN.pattern}),
 ]
 _NAME = _param("name", {"type": "string", "pattern": r"^[A-Z0-9][A-Z0-9 _-]{0,63}$"}, True, "path")
-_Q = _param("q", {"type": "string", "maxLength": QUERY_MAX})
+_PRINTABLE = r"^[^\x00-\x1f]*$"  # _query refuses control characters
+_NOT_BLANK = r"^[^\x00-\x1f]*[^\s\x00-\x1f\x85][^\x00-\x1f]*$"  # a search needs something to look for
+_Q = _param("q", {"type": "string", "maxLength": QUERY_MAX, "pattern": _PRINTABLE})
 
 
 def _page_of(item: dict[str, Any]) -> dict[str, Any]:
@@ -633,7 +635,10 @@ def openapi_paths() -> dict[str, Any]:
             "parameters": [_NAME],
             **_get(
                 "Records of one side found by id, number or name, with their coupling",
-                [_param("side", {"enum": ["bc", "crm"]}, True), {**_Q, "required": True}],
+                [
+                    _param("side", {"enum": ["bc", "crm"]}, True),
+                    _param("q", {**_Q["schema"], "pattern": _NOT_BLANK}, True),
+                ],
                 {
                     "type": "object",
                     "properties": {

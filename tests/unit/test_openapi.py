@@ -31,3 +31,48 @@ def test_request_bodies_are_json_schemas():
             if isinstance(op, dict) and "requestBody" in op:
                 schema = op["requestBody"]["content"]["application/json"]["schema"]
                 assert schema.get("type") == "object", (path, method)
+
+
+def test_the_document_is_valid_openapi_and_every_reference_resolves():
+    from openapi_spec_validator import validate
+
+    doc = document()
+    validate(doc)  # OpenAPI 3.1 meta-schema and references
+
+    def refs(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                yield node["$ref"]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    found = list(refs(doc))
+    assert found
+    for ref in found:
+        assert ref.startswith("#/"), ref
+        target = doc
+        for part in ref[2:].split("/"):
+            assert isinstance(target, dict) and part in target, f"dangling reference {ref}"
+            target = target[part]
+
+
+def test_identifiers_carry_the_patterns_the_handlers_check():
+    import re
+
+    from shared.api import service
+
+    doc = document()
+    run = doc["paths"]["/api/runs/{run_id}"]["parameters"][0]["schema"]["pattern"]
+    name = doc["paths"]["/api/mappings/{name}"]["parameters"][0]["schema"]["pattern"]
+    assert run == service.RUN_ID.pattern and name == service.MAPPING_NAME.pattern
+    couple = doc["paths"]["/api/mappings/{name}/couplings"]["post"]["requestBody"]["content"]
+    guid = couple["application/json"]["schema"]["properties"]["bc_id"]["pattern"]
+    assert re.fullmatch(guid, "0b9d3b0e-6c1f-4c1e-9a1e-3f1d2c3b4a59") and not re.fullmatch(guid, "C100")
+    limit = doc["paths"]["/api/runs"]["get"]["parameters"][0]
+    assert limit["name"] == "limit" and limit["schema"]["type"] == "integer"
+    # A handler that takes an empty body does not mark it required.
+    assert doc["paths"]["/api/sync/modified"]["post"]["requestBody"]["required"] is False
+    assert doc["paths"]["/api/runs/{run_id}/decision"]["post"]["requestBody"]["required"] is True
