@@ -57,6 +57,18 @@ param maximumInstanceCount int = 40
 @allowed([2048, 4096])
 param instanceMemoryMB int = 2048
 
+@description('E-mail address the alert rules notify (action group); empty = alerts show in the portal only.')
+param alertEmail string = ''
+
+@description('Minutes between scheduled syncs (the period of syncSchedule): "no successful sync" fires after twice this.')
+@minValue(1)
+@maxValue(1440)
+param syncIntervalMinutes int = 30
+
+@description('HTTP 429 answers per service and 5 minutes that, for 15 minutes, raise the throttling alert.')
+@minValue(1)
+param throttledPerFiveMinutes int = 20
+
 var abbrs = loadJsonContent('./abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
@@ -127,6 +139,31 @@ module api './app/api.bicep' = {
     bcWebClientUrl: bcWebClientUrl
     bcApiRoots: bcApiRoots
     portalAuthMode: portalAuthMode
+  }
+}
+
+// Alert rules + action group, and the workbook, on the telemetry the app sends (shared/telemetry.py).
+module alerts './core/monitor/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    actionGroupName: 'ag-${resourceToken}'
+    alertEmail: alertEmail
+    syncIntervalMinutes: syncIntervalMinutes
+    throttledPerFiveMinutes: throttledPerFiveMinutes
+  }
+}
+
+module workbook './core/monitor/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
   }
 }
 

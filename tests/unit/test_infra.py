@@ -229,3 +229,84 @@ def test_azure_yaml_and_parameters():
     assert required <= set(params), f"required params without azd mapping: {required - set(params)}"
     for name, spec in params.items():
         assert re.fullmatch(r"\$\{[A-Z_]+(=[^}]*)?\}", spec["value"]), f"{name} must map an azd env var"
+
+
+# --- monitoring: alert rules, action group, workbook (names from shared/telemetry.py) ---------------
+def _kql_names(query: str) -> set[str]:
+    """The telemetry names a query refers to: quoted strings naming a metric, span, event or attribute."""
+    return {s for s in re.findall(r'"([a-z_]+(?:\.[a-z_]+)+|event)"', query)}
+
+
+def _alert_rules() -> list[tuple[str, dict[str, str]]]:
+    return bicep("core/monitor/alerts.bicep").resources("Microsoft.Insights/scheduledQueryRules")
+
+
+def test_alert_rules_query_only_what_the_app_emits():
+    from shared import telemetry
+
+    rules = _alert_rules()
+    assert {name for name, _ in rules} == {
+        "runFailed",
+        "poisonMessage",
+        "noSuccessfulSync",
+        "sustainedThrottling",
+    }
+    emitted_somewhere = set()
+    for name, rule in rules:
+        props = top_level_props(rule["properties"])
+        assert props["scopes"] == "[applicationInsights.id]", name
+        assert "actionGroup.id" in top_level_props(props["actions"])["actionGroups"], name
+        [criterion] = re.findall(r"query: '([^']+)'", props["criteria"])
+        names = _kql_names(criterion)
+        assert names, f"{name}: the query names nothing the app emits"
+        unknown = names - telemetry.EMITTED
+        assert not unknown, f"{name} queries {sorted(unknown)}, which shared/telemetry.py does not emit"
+        emitted_somewhere |= names
+    # Each condition the issue asks for is watched.
+    assert {telemetry.EVENT_RUN_FINISHED, telemetry.ATTR_FAILED, telemetry.METRIC_POISON} <= emitted_somewhere
+    assert {telemetry.METRIC_THROTTLED, telemetry.ATTR_KIND} <= emitted_somewhere
+    stale = top_level_props(dict(rules)["noSuccessfulSync"]["properties"])
+    assert "ago(${2 * syncIntervalMinutes}m)" in stale["criteria"]  # twice the schedule's period
+    throttling = top_level_props(dict(rules)["sustainedThrottling"]["properties"])["criteria"]
+    assert "numberOfEvaluationPeriods: 3" in throttling and "minFailingPeriodsToAlert: 3" in throttling
+
+
+def test_action_group_mails_the_given_address_and_is_wired_in():
+    group = bicep("core/monitor/alerts.bicep").one("Microsoft.Insights/actionGroups")
+    props = top_level_props(group["properties"])
+    text = bicep("core/monitor/alerts.bicep").text
+    assert re.search(
+        r"emailReceivers: empty\(alertEmail\) \? \[\] : \[\s*\{[^}]*emailAddress: alertEmail", text
+    )
+    assert len(props["groupShortName"].strip("'")) <= 12  # the service's limit
+    main = bicep("main.bicep").text
+    assert "module alerts './core/monitor/alerts.bicep'" in main and "alertEmail: alertEmail" in main
+    assert "module workbook './core/monitor/workbook.bicep'" in main
+    params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert params["alertEmail"]["value"].startswith("${ALERT_EMAIL")
+
+
+def test_workbook_shows_runs_failures_records_and_throttling_from_emitted_names():
+    from shared import telemetry
+
+    wb = bicep("core/monitor/workbook.bicep").one("Microsoft.Insights/workbooks")
+    props = top_level_props(wb["properties"])
+    assert props["serializedData"] == "string(loadJsonContent('workbook.json'))"
+    assert props["sourceId"] == "applicationInsights.id"
+    items = json.loads((INFRA / "core/monitor/workbook.json").read_text())["items"]
+    queries = {i["content"]["title"]: i["content"]["query"] for i in items if i["type"] == 3}
+    for title, query in queries.items():
+        names = _kql_names(query)
+        assert names and not names - telemetry.EMITTED, (title, sorted(names - telemetry.EMITTED))
+    used = set().union(*(_kql_names(q) for q in queries.values()))
+    for needed in (telemetry.EVENT_RUN_FINISHED, telemetry.SPAN_SLICE, telemetry.METRIC_RECORDS):
+        assert needed in used
+    assert telemetry.METRIC_THROTTLED in used and telemetry.METRIC_SINCE_SUCCESS in used
+
+
+def test_kql_name_reader_is_not_blind():
+    assert _kql_names('customMetrics | where name == "sync.records" | extend x = 1') == {"sync.records"}
+    assert _kql_names('traces | where tostring(customDimensions["event"]) == "sync.nope"') == {
+        "event",
+        "sync.nope",
+    }
