@@ -224,3 +224,63 @@ def test_bad_telemetry_settings_warn_once_and_the_sync_runs(harness, monkeypatch
 def test_connection_string_check(value, problem):
     found = t.connection_string_problem(value)
     assert (found is None) if problem is None else (problem in found)
+
+
+SCRIPT = """
+import json, logging, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s %(levelname)s %(message)s")
+from shared import telemetry
+from shared.settings import Settings
+from shared.store import clients, sync_queue
+from shared.store.tables import SYNC_QUEUE, Tables
+from shared.sync import orchestrator
+from shared.sync.context import SyncContext
+
+settings = Settings.from_env()
+where = telemetry.configure(settings)
+ctx = SyncContext(settings, Tables(prefix=settings.table_prefix))
+ctx.tables.ensure()
+sync_queue.ensure()
+run = orchestrator.start_run(ctx, orchestrator.StartRequest("full", "api", ["CUSTOMER"], "keep"))
+queue, traced = clients.queue(SYNC_QUEUE), False
+for _ in range(300):
+    if ctx.runs.get(run.run_id).status not in ("Pending", "Running"):
+        break
+    for m in queue.receive_messages(visibility_timeout=30, max_messages=32):
+        body = sync_queue.parse(m.content)
+        if body["run"] == run.run_id:
+            traced = traced or "trace" in body
+            orchestrator.handle_message(ctx, body)
+        queue.delete_message(m)
+print(json.dumps({"where": where, "status": ctx.runs.get(run.run_id).status, "traced": traced}))
+"""
+
+
+def test_a_malformed_connection_string_and_an_unreachable_collector_warn_once_and_the_sync_runs(
+    harness, tmp_path
+):
+    """In a process of its own (telemetry is configured once per process): both problems at once."""
+    import os
+    import subprocess
+    import sys
+
+    from devstack import procs
+
+    h = harness
+    h.bc.seed({"customers": [customer("TU1", "Unreachable collector")]})
+    env = {
+        **os.environ,
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=not-a-guid",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{procs.free_port()}",  # nobody listens
+        "STORAGE_TABLE_PREFIX": h.ctx.tables.prefix,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=240, cwd=os.getcwd()
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"where": "otlp", "status": "Succeeded", "traced": True}, (result, done.stderr[-2000:])
+    warnings = [line for line in done.stderr.splitlines() if " WARNING " in line or " ERROR " in line]
+    assert len(warnings) == 2, warnings  # one per problem, nothing from failed exports
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING ignored" in warnings[0] and "not a GUID" in warnings[0]
+    assert "not reachable" in warnings[1]
