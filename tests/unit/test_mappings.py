@@ -411,3 +411,36 @@ def test_default_filters_behave_as_designed() -> None:
     assert not evaluate(parse(contact.bc_filter), {"type": "Company", "companyNumber": "C00010"})
     assert evaluate(parse(by_name("ITEM-PRODUCT").crm_filter), {"producttypecode": 1})
     assert not evaluate(parse(by_name("RESOURCE-PRODUCT").crm_filter), {"producttypecode": 1})
+
+
+@pytest.mark.parametrize(
+    ("mapping", "field", "message"),
+    [
+        ("CONTACT", {"bc": "displayName", "crm": "lastname", "transform": "person_name"}, "person_name"),
+        ("CURRENCY", {"bc": "displayName", "crm": "exchangerate", "direction": "ToIntegrationTable",
+                      "transform": "exchange_rate"}, "currencies.code"),
+        ("CUSTOMER", {"bc": "displayName", "crm": "name", "transform": "or_code"}, "only flows to Dataverse"),
+        ("ITEM-PRODUCT", {"bc": "blocked", "crm": "name", "direction": "ToIntegrationTable",
+                          "transform": "product_state"}, "writes statecode"),
+        ("SALESPEOPLE", {"bc": "code", "crm": "fullname", "direction": "FromIntegrationTable",
+                         "transform": "new_code", "match_priority": 3}, "new_code"),
+        ("CONTACT", {"bc": "displayName", "crm": "fullname"}, "read-only in Dataverse"),
+        ("CUSTOMER", {"bc": "balanceDue", "crm": "creditlimit"}, "read-only in Business Central"),
+        ("ITEM-PRODUCT", {"bc": "baseUnitOfMeasureId", "crm": "defaultuomid",
+                          "direction": "ToIntegrationTable", "lookup": "UNIT OF MEASURE"}, "points at uoms"),
+    ],
+)  # fmt: skip
+def test_computed_and_read_only_fields_are_validated(mapping, field, message) -> None:
+    data, m = raw(mapping)
+    m["fields"].append(field)
+    with pytest.raises(MappingError) as err:
+        validate_mappings(build(data))
+    assert message in str(err.value) and err.value.mapping == mapping
+
+
+def test_company_contact_lookup_key_only_for_customers() -> None:
+    data, customer = raw("CUSTOMER")
+    currency = next(f for f in customer["fields"] if f.get("lookup") == "CURRENCY")
+    currency["bc_lookup_key"] = "companyContact"  # a currency has no company contact
+    with pytest.raises(MappingError, match="bc_lookup_key"):
+        validate_mappings(build(data))
