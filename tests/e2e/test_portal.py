@@ -565,3 +565,13 @@ def test_names_are_read_in_bulk_and_paging_visits_every_coupling_once(stack: Sta
     dv = httpx.get(f"{stack.endpoints['dataverse']['admin']}/stats").json()
     assert dv.get("total") == 1, dv
     assert 1 <= bc.get("total", 0) <= 2, bc
+
+
+def test_a_page_left_while_loading_never_writes_into_the_next(page, stack: Stack, synced: Http) -> None:
+    open_page(page, stack, "overview")
+    for name in ("errors", "couplings", "jobs", "errors", "couplings"):  # no waiting in between
+        page.evaluate(f"location.hash = '#{name}'")
+    ready(page, "couplings")
+    page.locator("#couplings-list tbody tr").first.wait_for()
+    assert page.locator("main h2").count() == 1
+    assert page.locator("#errors-list, #skipped-list, #jobs-box").count() == 0
