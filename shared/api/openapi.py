@@ -92,7 +92,8 @@ FIELD_SCHEMAS: dict[str, Any] = {
 # Error answers, referenced by code from every operation (components.responses).
 ERROR_RESPONSES = {
     "400": ("BadRequest", "invalid input; the error names the field"),
-    "401": ("Unauthorized", "missing or wrong function key"),
+    "401": ("Unauthorized", "missing or wrong function key (entra mode: or no valid Entra ID token)"),
+    "403": ("Forbidden", "entra mode: the token lacks the app role (Sync.Admin; the ribbon: Sync.Open)"),
     "404": ("NotFound", "no such run, mapping, record or error"),
     "409": (
         "Conflict",
@@ -155,7 +156,7 @@ def _op(
             "content": {"application/json": {"schema": ok_schema or {"type": "object"}}},
         }
     }
-    for code in sorted({"400", "401", "500", *errors}):
+    for code in sorted({"400", "401", "403", "500", *errors}):
         responses[code] = {"$ref": f"#/components/responses/{ERROR_RESPONSES[code][0]}"}
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if body is not None:
@@ -317,7 +318,11 @@ def document() -> dict[str, Any]:
         "/api/portal": {
             "get": {
                 "summary": "The admin portal (HTML; the page reads the function key from ?code=)",
-                "responses": {"200": {"description": "the portal page"}, "401": {"description": "no key"}},
+                "responses": {
+                    "200": {"description": "the portal page"},
+                    "401": {"description": "no key (entra mode: or no valid token)"},
+                    "403": {"description": "entra mode: the token lacks the app role Sync.Admin"},
+                },
             }
         },
         "/api/crm/open": {
@@ -335,9 +340,10 @@ def document() -> dict[str, Any]:
                 "responses": {
                     "302": {"description": "redirect to the Business Central web client"},
                     "200": {"description": "HTML page explaining why the record cannot be opened"},
+                    "503": {"description": "a prefetch of an uncoupled record (Sec-Purpose): declined"},
                     **{
                         c: {"$ref": f"#/components/responses/{ERROR_RESPONSES[c][0]}"}
-                        for c in ("400", "401", "500")
+                        for c in ("400", "401", "403", "404", "500")
                     },
                 },
             }
