@@ -13,6 +13,7 @@ import platform
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -152,11 +153,22 @@ def baseline(stack: Stack) -> float:
     settings = Settings.from_env(values)
     dv, bc = DataverseClient(settings), BcClient(settings)
     started = time.monotonic()
+    # The rows the contracts require (shared/contracts): products need a unit group and its base unit,
+    # currencies a symbol, rate and precision, Dataverse contacts a last name, BC salespeople a code.
+    group = str(uuid.uuid4())
+    dv.create("uomschedules", group, {"name": "BENCH", "baseuomname": "BENCH"})
+    [base] = dv.get_page("uoms", filter=f"_uomscheduleid_value eq {group}", select=["uomid"]).records
+    unit = {
+        "defaultuomscheduleid@odata.bind": f"/uomschedules({group})",
+        "defaultuomid@odata.bind": f"/uoms({base['uomid']})",
+        "quantitydecimal": 2,
+    }
+    currency = {"currencysymbol": "¤", "exchangerate": 1.0, "currencyprecision": 2}
     to_crm = {
         "currencies": (
             "transactioncurrencies",
             "transactioncurrency",
-            lambda r: {"isocurrencycode": r["code"], "currencyname": r["displayName"]},
+            lambda r: {"isocurrencycode": r["code"], "currencyname": r["displayName"], **currency},
         ),
         "unitsOfMeasure": (
             "uomschedules",
@@ -168,20 +180,31 @@ def baseline(stack: Stack) -> float:
             "account",
             lambda r: {"name": r["displayName"], "accountnumber": r["number"]},
         ),
-        "contacts": (
-            "contacts",
-            "contact",
-            lambda r: {"firstname": r["firstName"], "lastname": r["surname"]},
+        "contacts": ("contacts", "contact", lambda r: {"lastname": r["displayName"][:50]}),
+        "items": (
+            "products",
+            "product",
+            lambda r: {"name": r["displayName"], "productnumber": r["number"], **unit},
         ),
-        "items": ("products", "product", lambda r: {"name": r["displayName"], "productnumber": r["number"]}),
-        "resources": ("products", "product", lambda r: {"name": r["name"], "productnumber": r["number"]}),
+        "resources": (
+            "products",
+            "product",
+            lambda r: {"name": r["displayName"], "productnumber": r["number"], **unit},
+        ),
     }
+    codes = iter(range(10**6))
     from_crm = {
-        "systemusers": ("salespeople", lambda r: {"name": r.get("fullname") or "user"}),
+        "systemusers": (
+            "salespeoplePurchasers",
+            lambda r: {"code": f"B{next(codes)}", "displayName": (r.get("fullname") or "user")[:50]},
+        ),
         "accounts": ("customers", lambda r: {"displayName": r["name"]}),
         "contacts": (
             "contacts",
-            lambda r: {"firstName": r.get("firstname"), "surname": r.get("lastname"), "type": "Person"},
+            lambda r: {
+                "displayName": f"{r.get('firstname') or ''} {r['lastname']}".strip(),
+                "type": "Person",
+            },
         ),
         "products": ("items", lambda r: {"displayName": r["name"]}),
     }

@@ -41,7 +41,9 @@ JOB = {
     "type": "object",
     "properties": {
         "mapping": {"type": "string"},
-        "status": {"enum": ["Pending", "Waiting", "Running", "Succeeded", "Failed", "Cancelled"]},
+        "status": {
+            "enum": ["Pending", "Waiting", "Running", "Succeeded", "NotConfigured", "Failed", "Cancelled"]
+        },
         "depends_on": {"type": "array", "items": {"type": "string"}},
         "started_at": {"type": ["string", "null"]},
         "finished_at": {"type": ["string", "null"]},

@@ -22,6 +22,9 @@ from shared.connectors.odata import guid, query_params
 from shared.contracts import dataverse_tables
 from shared.settings import Settings, get_settings
 
+# One request per record in place of a bulk message: an update must not create, a create not update.
+CONDITIONS = {"UpdateMultiple": {"If-Match": "*"}, "CreateMultiple": {"If-None-Match": "*"}}
+
 
 @dataclass
 class Page:
@@ -242,21 +245,24 @@ class DataverseClient(Connector):
 
     def _one_by_one(self, action: str, entity_set: str, key: str, records: list[dict[str, Any]]):
         """Tables without the bulk message (transactioncurrency, uom: see their reference pages) get one
-        PATCH per record — an upsert, or an update (If-Match: *) — a few at a time."""
+        request per record — a PATCH upsert or update (If-Match: *) by id, a POST for a create without
+        one — a few at a time."""
 
         def send(i: int) -> RecordResult:
-            body = {k: v for k, v in records[i].items() if k != key}
-            headers = {"If-Match": "*"} if action == "UpdateMultiple" else {}
-            if action == "CreateMultiple":
-                headers = {"If-None-Match": "*"}
+            record = records[i]
+            body = {k: v for k, v in record.items() if k != key}
             try:
-                self.http.request("PATCH", self._key_url(entity_set, records[i][key]), kind="write",
-                                  json=body, headers=headers)  # fmt: skip
+                if action == "CreateMultiple" and not record.get(key):
+                    self.http.request("POST", f"{self.base}/{entity_set}", kind="write", json=body)
+                else:
+                    url = self._key_url(entity_set, record[key])
+                    headers = CONDITIONS.get(action, {})
+                    self.http.request("PATCH", url, kind="write", json=body, headers=headers)
             except ConnectorError as exc:
                 if exc.status is None or exc.status >= 500 or exc.status == 429:
                     raise
-                return RecordResult(i, records[i].get(key), False, exc)
-            return RecordResult(i, records[i].get(key), True)
+                return RecordResult(i, record.get(key), False, exc)
+            return RecordResult(i, record.get(key), True)
 
         workers = max(1, min(len(records), self.settings.dataverse_max_concurrency, 4))
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -31,6 +31,11 @@ ROUTES = [
     ("GET", "/api/errors"),
     ("POST", "/api/errors/retry"),
     ("GET", "/api/crm/open"),
+    ("GET", "/api/browse/history"),
+    ("GET", "/api/browse/jobs"),
+    ("GET", "/api/browse/errors"),
+    ("GET", "/api/browse/mappings/{name}/couplings"),
+    ("GET", "/api/browse/mappings/{name}/records"),
 ]
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 HOSTILE = [
