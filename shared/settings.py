@@ -170,9 +170,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Local: send traces and metrics to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318).",
         azure_managed=True,
     ),
-    Setting(
-        "TELEMETRY_CONSOLE", "", "Local: 1 = print spans and metrics to stderr.", azure_managed=True
-    ),
+    Setting("TELEMETRY_CONSOLE", "", "Local: 1 = print spans and metrics to stderr.", azure_managed=True),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
