@@ -35,7 +35,7 @@ BC_PAGES = {
     "items": (30, "No.", "number"),
     "resources": (76, "No.", "number"),
     "currencies": (5, "Code", "code"),
-    "salespeople": (5116, "Code", "code"),
+    "salespeoplePurchasers": (5116, "Code", "code"),
     "unitsOfMeasure": (209, "Code", "code"),
 }
 COUPLING_WAIT_SECONDS = 15
