@@ -155,7 +155,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "PORTAL_AUTH_ISSUER",
         "",
-        "Accepted issuer of v2.0 tokens; empty = authority + tenant + /v2.0 (v1.0: sts.windows.net/<tenant>/).",
+        "Accepted v2.0 token issuer; empty = authority + tenant + /v2.0 (v1.0: sts.windows.net/<tenant>/).",
     ),
     # Telemetry (shared/telemetry.py): off unless one of these is set
     Setting(
