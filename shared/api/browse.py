@@ -25,8 +25,9 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from azure.core.exceptions import HttpResponseError
 
 from shared.api.errors import ApiError
+from shared.api.records import error_filters
 from shared.api.ribbon import bc_url
-from shared.api.service import check_run_id, mapping_or_404
+from shared.api.service import mapping_or_404
 from shared.connectors.errors import ConnectorError
 from shared.contracts import bc_entities, dataverse_tables
 from shared.mappings import Mapping
@@ -371,12 +372,7 @@ def search_records(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
 # --- errors and jobs -------------------------------------------------------------------------------
 def list_errors(ctx, params: dict[str, str]) -> dict[str, Any]:
     """A page of synchronization errors (newest run first) with the records of both sides named."""
-    run_id = params.get("run_id") or None
-    if run_id:
-        check_run_id(run_id)
-    mapping = params.get("mapping") or None
-    if mapping:
-        mapping_or_404(ctx, mapping)
+    run_id, mapping = error_filters(ctx, params)
     limit, token = _limit(params), decode_token(params.get("continuation"))
     items, next_token = _paged(lambda n, t: ctx.errors.page(run_id, mapping, n, t), token, limit)
     mappings = ctx.mappings.by_name()

@@ -408,15 +408,21 @@ def match(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[st
 
 
 # --- errors ----------------------------------------------------------------------------------------
-def list_errors(ctx, params: dict[str, str]) -> dict[str, Any]:
+def error_filters(ctx, params: dict[str, str]) -> tuple[str | None, str | None]:
+    """The ``run_id`` and ``mapping`` of an errors query, checked (400 / 404)."""
+    from shared.api.service import check_run_id
+
     run_id = params.get("run_id") or None
     if run_id:
-        from shared.api.service import check_run_id
-
         check_run_id(run_id)
     mapping = params.get("mapping") or None
     if mapping:
         mapping_or_404(ctx, mapping)
+    return run_id, mapping
+
+
+def list_errors(ctx, params: dict[str, str]) -> dict[str, Any]:
+    run_id, mapping = error_filters(ctx, params)
     return {"value": [e.api() for e in ctx.errors.list(run_id, mapping)], "continuation": None}
 
 

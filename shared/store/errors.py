@@ -125,14 +125,7 @@ class ErrorStore:
     def list(
         self, run_id: str | None = None, mapping: str | None = None, limit: int = 200
     ) -> list[SyncError]:
-        clauses, params = [], {}
-        if run_id:
-            clauses.append("PartitionKey eq @run")
-            params["run"] = run_id
-        if mapping:
-            clauses.append("mapping eq @mapping")
-            params["mapping"] = mapping
-        query = " and ".join(clauses) or None
+        query, params = _where(run_id, mapping)
         found = []
         entities = (
             self.table.query_entities(query, parameters=params) if query else self.table.list_entities()
@@ -151,16 +144,21 @@ class ErrorStore:
         continuation: dict[str, str] | None = None,
     ) -> tuple[list[SyncError], dict[str, str] | None]:
         """One page of errors (newest run first) and the SDK continuation token of the next page."""
-        clauses, params = [], {}
-        if run_id:
-            clauses.append("PartitionKey eq @run")
-            params["run"] = run_id
-        if mapping:
-            clauses.append("mapping eq @mapping")
-            params["mapping"] = mapping
-        query = " and ".join(clauses) or "PartitionKey ne ''"
-        pages = self.table.query_entities(query, parameters=params, results_per_page=limit).by_page(
-            continuation_token=continuation
-        )
+        query, params = _where(run_id, mapping)
+        pages = self.table.query_entities(
+            query or "PartitionKey ne ''", parameters=params, results_per_page=limit
+        ).by_page(continuation_token=continuation)
         items = [self._from(e) for e in next(pages, [])]
         return items, pages.continuation_token or None
+
+
+def _where(run_id: str | None, mapping: str | None) -> tuple[str | None, dict[str, str]]:
+    """The entity query of errors of one run and/or mapping (None: every error)."""
+    clauses, params = [], {}
+    if run_id:
+        clauses.append("PartitionKey eq @run")
+        params["run"] = run_id
+    if mapping:
+        clauses.append("mapping eq @mapping")
+        params["mapping"] = mapping
+    return " and ".join(clauses) or None, params
