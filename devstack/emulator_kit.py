@@ -381,6 +381,18 @@ class Emulator:
         raise NotImplementedError
 
     def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        """Write admin rows in one transaction: much faster, and all or nothing."""
+        self.store.db.execute("SAVEPOINT seed")
+        try:
+            counts = self._seed(data)
+        except BaseException:
+            self.store.db.execute("ROLLBACK TO seed")
+            self.store.db.execute("RELEASE seed")
+            raise
+        self.store.db.execute("RELEASE seed")
+        return counts
+
+    def _seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         raise NotImplementedError
 
     def records(self, entity: str) -> list[dict[str, Any]]:

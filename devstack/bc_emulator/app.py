@@ -936,21 +936,10 @@ class BusinessCentral(Emulator):
         "resources",
     ]
 
-    def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    def _seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         """Rows are written as the API would write them (relations checked, company contacts and
         business relations created), but may set read-only fields. A customer/vendor row may carry
         `companyContact: {id, number}` to fix its company contact's keys (deterministic demo data)."""
-        self.store.db.execute("SAVEPOINT seed")  # one transaction: much faster, and all or nothing
-        try:
-            counts = self._seed(data)
-        except BaseException:
-            self.store.db.execute("ROLLBACK TO seed")
-            self.store.db.execute("RELEASE seed")
-            raise
-        self.store.db.execute("RELEASE seed")
-        return counts
-
-    def _seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
         counts = {}
         for entity in sorted(data, key=lambda e: self.SEED_ORDER.index(e) if e in self.SEED_ORDER else 99):
             rows = data[entity]

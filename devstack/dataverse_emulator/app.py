@@ -891,20 +891,8 @@ class Dataverse(Emulator):
         return JSONResponse({"Ids": ids})
 
     # --- admin -------------------------------------------------------------------------------------------
-    def seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
-        """Rows are validated like API writes but may set read-only columns (fullname, …); all or
-        nothing, in one transaction."""
-        self.store.db.execute("SAVEPOINT seed")
-        try:
-            counts = self._seed(data)
-        except BaseException:
-            self.store.db.execute("ROLLBACK TO seed")
-            self.store.db.execute("RELEASE seed")
-            raise
-        self.store.db.execute("RELEASE seed")
-        return counts
-
     def _seed(self, data: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        """Rows are validated like API writes but may set read-only columns (fullname, …)."""
         counts = {}
         order = [
             "organizations",
