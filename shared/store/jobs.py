@@ -18,7 +18,9 @@ from shared.store import table_wire
 from shared.store.tables import JOBS, Tables
 
 COUNTERS = ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
-TERMINAL = ("Succeeded", "Failed", "Cancelled")
+TERMINAL = ("Succeeded", "NotConfigured", "Failed", "Cancelled")
+DONE = ("Succeeded", "NotConfigured")  # a dependency in these states lets its dependents run
+NOTES_MAX = 2000  # characters of notes a job keeps in its message
 _JSON_FIELDS = ("depends_on", "counters", "cursor", "passes", "usage")
 
 
@@ -32,7 +34,7 @@ class Job:
     mapping: str
     depends_on: list[str]
     passes: list[str]
-    status: str = "Pending"  # Pending | Waiting | Running | Succeeded | Failed | Cancelled
+    status: str = "Pending"  # Pending | Waiting | Running | one of TERMINAL
     counters: dict[str, dict[str, int]] = field(default_factory=empty_counters)
     cursor: dict[str, Any] = field(default_factory=dict)
     seq: int = 0  # number of slices completed; a message for another seq is stale
@@ -48,6 +50,14 @@ class Job:
     def add(self, sync_pass: str, counts: dict[str, int]) -> None:
         for k, v in counts.items():
             self.counters[sync_pass][k] = self.counters[sync_pass].get(k, 0) + v
+
+    def note(self, notes: list[str]) -> None:
+        """Add notes of a slice to the job's log (its message), each once, bounded."""
+        known = (self.message or "").split("; ") if self.message else []
+        for n in notes:
+            if n not in known:
+                known.append(n)
+        self.message = "; ".join(known)[:NOTES_MAX] or None
 
     def add_usage(self, counts: dict[str, int]) -> None:
         for k, v in counts.items():

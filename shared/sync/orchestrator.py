@@ -16,10 +16,11 @@ from typing import Any
 from azure.core.exceptions import ResourceModifiedError
 
 from shared import telemetry, usage
+from shared.connectors.errors import NotConfigured
 from shared.mappings import Mapping
 from shared.store import sync_queue
 from shared.store.errors import SyncError
-from shared.store.jobs import TERMINAL, Job
+from shared.store.jobs import DONE, TERMINAL, Job
 from shared.store.mapping_state import LeaseHeld
 from shared.store.runs import ACTIVE, MappingLocked, Run, new_run_id
 from shared.store.tables import iso, now
@@ -104,7 +105,11 @@ def _create_run(ctx, request: StartRequest, run_id: str, selected: list[Mapping]
     if full and not request.dry_run:
         _clear_only_coupled(ctx, selected)
     names = {m.name for m in selected}
-    idle = probe.idle_mappings(ctx, selected) if not full else set()
+    unconfigured = _not_configured(ctx, selected)
+    idle = (
+        probe.idle_mappings(ctx, [m for m in selected if m.name not in unconfigured]) if not full else set()
+    )
+    idle |= set(unconfigured)
     jobs = [
         Job(
             run_id=run.run_id,
@@ -116,7 +121,10 @@ def _create_run(ctx, request: StartRequest, run_id: str, selected: list[Mapping]
         for m in selected
     ]
     for job in jobs:
-        if job.mapping in idle:  # nothing new at the source: done without a queue message
+        if job.mapping in unconfigured:  # never a failure: the mapping waits for its API root
+            job.status, job.message = "NotConfigured", unconfigured[job.mapping]
+            job.started_at = job.finished_at = iso(now())
+        elif job.mapping in idle:  # nothing new at the source: done without a queue message
             job.status, job.message = "Succeeded", "no changes since the last sync"
             job.started_at = job.finished_at = iso(now())
     ctx.jobs.create_many(jobs)
@@ -134,6 +142,13 @@ def _create_run(ctx, request: StartRequest, run_id: str, selected: list[Mapping]
         _finish_run(ctx, run.run_id)
         return ctx.runs.get(run.run_id) or run
     return run
+
+
+def _not_configured(ctx, mappings: list[Mapping]) -> dict[str, str]:
+    """Mappings whose BC entity has no API root (v2.0 lacks it, BC_API_ROOTS names none): why, by name."""
+    return {
+        m.name: NotConfigured(m.bc_entity).message for m in mappings if not ctx.bc.configured(m.bc_entity)
+    }
 
 
 def _cancel_superseded(r: Run) -> None:
@@ -265,7 +280,7 @@ def _handle_one(ctx, body: dict[str, Any], inline: bool) -> tuple[str, dict[str,
         )
         _after_job(ctx, run_id)
         return "failed: dependency", None
-    if any(d.status != "Succeeded" for d in deps):
+    if any(d.status not in DONE for d in deps):
         ctx.jobs.update(
             run_id, name, lambda j: False if j.status != "Pending" else setattr(j, "status", "Waiting")
         )
@@ -310,7 +325,13 @@ def _run_slice(
         )
     started = time.monotonic()
     with usage.meter() as meter:
-        result = SliceRunner(ctx, run, job, mapping).run_slice()
+        try:
+            result = SliceRunner(ctx, run, job, mapping).run_slice()
+        except NotConfigured as exc:  # e.g. salespeoplePurchasers on BC before 26.1
+            ctx.jobs.update(run.run_id, name, _set_status("NotConfigured", exc.message))
+            ctx.states.release(lease)
+            _after_job(ctx, run.run_id)
+            return "not configured", None
         if result.errors and not run.dry_run:
             ctx.errors.add_many(result.errors)
 
@@ -323,6 +344,7 @@ def _run_slice(
         j.add_usage(meter.counts())
         j.cursor = {**result.cursor, "full": j.cursor.get("full", False)}
         j.seq = seq + 1
+        j.note(result.notes)
         if result.done:
             j.status, j.finished_at = "Succeeded", iso(now())
             j.total_estimate = j.processed
@@ -375,7 +397,7 @@ def _enqueue_ready(ctx, run_id: str) -> None:
         if any(d.status in ("Failed", "Cancelled") for d in deps):
             ctx.jobs.update(run_id, job.mapping, _set_status("Failed", "a dependency did not succeed"))
             continue
-        if all(d.status == "Succeeded" for d in deps):
+        if all(d.status in DONE for d in deps):
             try:
                 job.status = "Pending"
                 ctx.jobs.save(job)  # ETag: of two finishers, exactly one flips it and enqueues

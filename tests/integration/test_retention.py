@@ -77,9 +77,9 @@ def test_purge_deletes_old_runs_jobs_and_errors_in_bulk(tables, monkeypatch):
 
 
 def test_the_retention_timer_is_registered(storage_env):
-    import function_app
+    from tests.app_functions import functions  # imports function_app once the storage env is set
 
-    timers = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    timers = {f.get_function_name(): f for f in functions()}
     assert "retention" in timers
     trigger = timers["retention"].get_bindings()[0]
     assert trigger.type == "timerTrigger" and trigger.schedule.split()[3:] == ["*", "*", "*"]

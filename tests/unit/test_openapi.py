@@ -1,12 +1,12 @@
 """The OpenAPI document and the app's HTTP routes agree (both directions)."""
 
-import function_app
 from shared.api.openapi import document
+from tests.app_functions import functions
 
 
 def app_routes() -> set[tuple[str, str]]:
     routes = set()
-    for fn in function_app.app.get_functions():
+    for fn in functions():
         for binding in fn.get_bindings():
             spec = binding.get_dict_repr()
             if spec["type"] == "httpTrigger":
