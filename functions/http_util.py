@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from typing import Any
 
 import azure.functions as func
@@ -17,14 +18,19 @@ from shared.sync.context import SyncContext
 
 log = logging.getLogger("http")
 _context: SyncContext | None = None
+_context_lock = threading.Lock()
 
 
 def context() -> SyncContext:
-    """One SyncContext per process (connection pools and token caches are reused)."""
+    """One SyncContext per process (connection pools and token caches are reused). Published only
+    once its tables exist: concurrent first requests otherwise query a table not yet created."""
     global _context
     if _context is None:
-        _context = SyncContext()
-        _context.tables.ensure()
+        with _context_lock:
+            if _context is None:
+                ctx = SyncContext()
+                ctx.tables.ensure()
+                _context = ctx
     return _context
 
 
