@@ -14,18 +14,20 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.model.status import COUNTERS as RESULT_COUNTERS
+from shared.model.status import JOB_DONE, JOB_TERMINAL, JobStatus, Pass
 from shared.store import table_wire
 from shared.store.tables import JOBS, Tables
 
-COUNTERS = ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
-TERMINAL = ("Succeeded", "NotConfigured", "Failed", "Cancelled")
-DONE = ("Succeeded", "NotConfigured")  # a dependency in these states lets its dependents run
+COUNTERS = tuple(str(c) for c in RESULT_COUNTERS)
+TERMINAL = JOB_TERMINAL
+DONE = JOB_DONE  # a dependency in these states lets its dependents run
 NOTES_MAX = 2000  # characters of notes a job keeps in its message
 _JSON_FIELDS = ("depends_on", "counters", "cursor", "passes", "usage")
 
 
 def empty_counters() -> dict[str, dict[str, int]]:
-    return {p: dict.fromkeys(COUNTERS, 0) for p in ("to_crm", "from_crm")}
+    return {str(p): dict.fromkeys(COUNTERS, 0) for p in Pass}
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Job:
     mapping: str
     depends_on: list[str]
     passes: list[str]
-    status: str = "Pending"  # Pending | Waiting | Running | one of TERMINAL
+    status: str = JobStatus.PENDING
     counters: dict[str, dict[str, int]] = field(default_factory=empty_counters)
     cursor: dict[str, Any] = field(default_factory=dict)
     seq: int = 0  # number of slices completed; a message for another seq is stale

@@ -12,12 +12,13 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.model.status import RUN_ACTIVE, RUN_FINISHED, RunStatus
 from shared.store.tables import RUNS, Tables, iso, now, parse_iso
 
 PK = "run"
 LOCK_PK = "lock"  # RowKey = mapping name: the run that holds the mapping (see RunStore.lock)
-ACTIVE = ("Pending", "Running")
-FINISHED = ("Succeeded", "Failed", "Cancelled")
+ACTIVE = RUN_ACTIVE
+FINISHED = RUN_FINISHED
 # A lock whose run row never appeared (the starter died between the two writes) is free after this.
 LOCK_GRACE_SECONDS = 300
 
@@ -43,7 +44,7 @@ class Run:
     kind: str  # full | modified | mapping | records
     trigger: str  # api | portal | timer | ribbon
     mappings: list[str]
-    status: str = "Pending"
+    status: str = RunStatus.PENDING
     dry_run: bool = False
     after_full_sync: str = "restore"  # ask | keep | restore
     started_at: str | None = None

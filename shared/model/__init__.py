@@ -1,0 +1,1 @@
+"""Typed vocabulary shared by the store, the engine and the API."""

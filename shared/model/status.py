@@ -1,0 +1,77 @@
+"""States of runs and jobs, sync passes and per-record results, and the job counters — once.
+
+StrEnums: they compare equal to and serialize as their values, which is what Table Storage, the HTTP
+API and the portal hold.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    AWAITING_DECISION = "AwaitingDecision"  # a full sync asks whether to keep syncing all records
+    SUCCEEDED = "Succeeded"
+    FINISHED_WITH_ERRORS = "FinishedWithErrors"  # every job finished, some records failed
+    FAILED = "Failed"  # a job could not run to its end
+    CANCELLED = "Cancelled"
+
+
+class JobStatus(StrEnum):
+    PENDING = "Pending"
+    WAITING = "Waiting"  # for its dependencies
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FINISHED_WITH_ERRORS = "FinishedWithErrors"
+    NOT_CONFIGURED = "NotConfigured"  # BC has no API root for the entity (never a failure)
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+RUN_ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
+RUN_FINISHED = (RunStatus.SUCCEEDED, RunStatus.FINISHED_WITH_ERRORS, RunStatus.FAILED, RunStatus.CANCELLED)
+JOB_TERMINAL = (
+    JobStatus.SUCCEEDED,
+    JobStatus.FINISHED_WITH_ERRORS,
+    JobStatus.NOT_CONFIGURED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+)
+# A dependency in these states lets its dependents run (BC runs them after a job with failed records too).
+JOB_DONE = (JobStatus.SUCCEEDED, JobStatus.FINISHED_WITH_ERRORS, JobStatus.NOT_CONFIGURED)
+
+
+class Pass(StrEnum):
+    TO_CRM = "to_crm"
+    FROM_CRM = "from_crm"
+
+
+class Result(StrEnum):
+    """What happened to one source record (one outcome per record)."""
+
+    INSERTED = "inserted"
+    MODIFIED = "modified"
+    DELETED = "deleted"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"  # in Skipped Records (failed the same way twice)
+    LEFT_OUT = "left_out"  # uncoupled, and the mapping syncs only coupled records
+    FAILED = "failed"
+    COUPLED = "coupled"
+    UNCOUPLED = "uncoupled"
+    NO_MATCH = "no_match"
+
+
+# Per pass, what a job reports; they add up to the records it read.
+COUNTERS = (
+    Result.INSERTED,
+    Result.MODIFIED,
+    Result.DELETED,
+    Result.UNCHANGED,
+    Result.SKIPPED,
+    Result.LEFT_OUT,
+    Result.FAILED,
+    Result.COUPLED,
+    Result.UNCOUPLED,
+)
