@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 Direction = Literal["Bidirectional", "ToIntegrationTable", "FromIntegrationTable"]
 UpdateConflict = Literal["None", "SendUpdateToIntegration", "GetUpdateFromIntegration"]
 DeletionConflict = Literal["None", "RemoveCoupling", "RestoreRecords"]
+ConflictDetection = Literal["Field", "Record"]
 Pass = Literal["to_crm", "from_crm"]
 # Values that are computed rather than copied (shared/sync/derived.py says how each one is computed):
 # person_name   BC displayName <-> CRM firstname + lastname (crm names "fullname", which is read-only)
@@ -75,6 +76,12 @@ class Mapping(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     update_conflict: UpdateConflict = "None"
     deletion_conflict: DeletionConflict = "None"
+    # "Field": a conflict is the same field changed on both sides (others still flow); "Record": as BC,
+    # any change on both sides since the last sync is a conflict of the whole record.
+    conflict_detection: ConflictDetection = "Field"
+    # Match-based coupling (BC's "Synch. After Match-Based Coupling", "Create New in Case of No Match").
+    sync_after_coupling: bool = True
+    create_new_if_no_match: bool = False
     # The BC field other mappings' lookups may use to refer to this mapping's records (code/number).
     bc_ref_field: str | None = None
     fields: list[FieldMapping]

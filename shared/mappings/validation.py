@@ -28,6 +28,9 @@ def _check_one(m: Mapping, names: dict[str, Mapping]) -> None:
         fail(f"unknown Business Central entity {m.bc_entity!r}", "bc_entity")
     if m.crm_entity not in CRM_ENTITIES:
         fail(f"unknown Dataverse entity set {m.crm_entity!r}", "crm_entity")
+    if m.create_new_if_no_match and m.direction == "FromIntegrationTable":
+        # As BC's Match Based Coupling Criteria page: the option exists only where BC records are the source.
+        fail("create_new_if_no_match needs a direction that syncs toward Dataverse", "create_new_if_no_match")
     bc_known = bc_fields(m.bc_entity)
     crm = CRM_ENTITIES[m.crm_entity]
     crm_known = crm.all_fields()
