@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from devstack import procs
+from shared.model.status import JOB_TERMINAL, RUN_ACTIVE, RunStatus
 
 ENDPOINTS = procs.STATE_DIR / "endpoints.json"
 console = Console()
@@ -95,14 +96,14 @@ def follow(client: httpx.Client, run_id: str) -> dict:
             for job in run["jobs"]:
                 if job["mapping"] not in tasks:
                     tasks[job["mapping"]] = progress.add_task(job["mapping"], total=None, status="")
-                done = job["status"] in ("Succeeded", "Failed", "Cancelled")
+                done = job["status"] in JOB_TERMINAL
                 total = (
                     job["processed"] if done else max(job["total_estimate"] or 0, job["processed"]) or None
                 )
                 progress.update(
                     tasks[job["mapping"]], completed=job["processed"], total=total, status=job["status"]
                 )
-            if run["status"] not in ("Pending", "Running"):
+            if run["status"] not in RUN_ACTIVE:
                 return run
             time.sleep(0.5)
 
@@ -135,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             keep = args.keep == "yes"
             if args.keep == "ask" and sys.stdin.isatty():
                 console.print(
-                    'The full synchronization cleared "Synch. Only Coupled Records". Keep it cleared so '
-                    "scheduled syncs also create records for new uncoupled records? [Y/n] ",
+                    'The full synchronization ran as if "Synch. Only Coupled Records" were off. Turn it '
+                    "off so scheduled syncs also create records for new uncoupled records? [Y/n] ",
                     end="",
                 )
                 keep = input().strip().lower() not in ("n", "no")
@@ -145,13 +146,15 @@ def main(argv: list[str] | None = None) -> int:
             client.post(
                 f"/api/runs/{run_id}/decision", json={"keep_sync_all_records": keep}
             ).raise_for_status()
-            console.print(f"Decision: {'keep it cleared' if keep else 'restore the previous values'}")
+            console.print(
+                f"Decision: {'sync all records from now on' if keep else 'keep syncing only coupled records'}"
+            )
             run = client.get(f"/api/runs/{run_id}").json()
         console.print(counters_table(run, seconds))
         console.print(f"\nPortal: [link]{host}/api/portal?code={key}[/link]")
         console.print(f"Endpoints: {ENDPOINTS}")
         if args.exit:
-            return 0 if run["status"] == "Succeeded" else 1
+            return 0 if run["status"] in (RunStatus.SUCCEEDED, RunStatus.FINISHED_WITH_ERRORS) else 1
         console.print("The stack keeps running. Press Ctrl-C to stop it.")
         signal.signal(signal.SIGTERM, _interrupt)
         while True:

@@ -137,6 +137,12 @@ def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(openapi_document())
 
 
+@bp.route(route="review", methods=["GET"], auth_level=KEY)
+@api
+def full_sync_review(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.full_sync_review(context()))
+
+
 @bp.route(route="schedule", methods=["GET"], auth_level=KEY)
 @api
 def schedule(req: func.HttpRequest) -> func.HttpResponse:

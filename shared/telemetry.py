@@ -41,6 +41,8 @@ from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from shared.model.status import COUNTERS, RunStatus
+
 log = logging.getLogger("telemetry")
 log.setLevel(logging.INFO)  # the run-finished records the alerts query pass whatever the root level
 
@@ -71,8 +73,12 @@ EMITTED = frozenset(
     | {ATTR_RUN, ATTR_MAPPING, ATTR_PASS, ATTR_SLICE, ATTR_STATUS, ATTR_KIND, ATTR_FAILED}
     | {ATTR_DIRECTION, ATTR_RESULT, ATTR_SERVICE, "event"}
 )
-RESULTS = ("inserted", "modified", "unchanged", "failed", "skipped", "coupled", "deleted", "uncoupled")
+RESULTS = tuple(str(c) for c in COUNTERS)
 FRESH_KINDS = ("modified", "full", "mapping")  # a successful run of these synced the mapping's changes
+SYNCED = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FINISHED_WITH_ERRORS,
+)  # ran to the end (some records may have failed)
 
 _tracer = trace.get_tracer(SCOPE)
 _meter = metrics.get_meter(SCOPE)  # proxies: they forward to the providers once configure() set them
@@ -314,7 +320,7 @@ def freshness(runs: list[Any], now: datetime | None = None) -> dict[str, float]:
     now = now or datetime.now(UTC)
     ages: dict[str, float] = {}
     for run in runs:
-        if run.status != "Succeeded" or run.dry_run or run.kind not in FRESH_KINDS or not run.finished_at:
+        if run.status not in SYNCED or run.dry_run or run.kind not in FRESH_KINDS or not run.finished_at:
             continue
         finished = datetime.fromisoformat(str(run.finished_at).replace("Z", "+00:00"))
         if finished.tzinfo is None:

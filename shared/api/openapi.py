@@ -14,14 +14,10 @@ from typing import Any
 
 from shared.api import browse, records, service
 from shared.mappings.defaults import default_mappings
+from shared.model.status import COUNTERS as RESULT_COUNTERS
+from shared.model.status import JobStatus, RunStatus
 
-COUNTERS = {
-    "type": "object",
-    "properties": {
-        k: {"type": "integer"}
-        for k in ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
-    },
-}
+COUNTERS = {"type": "object", "properties": {str(k): {"type": "integer"} for k in RESULT_COUNTERS}}
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -41,9 +37,7 @@ JOB = {
     "type": "object",
     "properties": {
         "mapping": {"type": "string"},
-        "status": {
-            "enum": ["Pending", "Waiting", "Running", "Succeeded", "NotConfigured", "Failed", "Cancelled"]
-        },
+        "status": {"enum": [str(s) for s in JobStatus]},
         "depends_on": {"type": "array", "items": {"type": "string"}},
         "started_at": {"type": ["string", "null"]},
         "finished_at": {"type": ["string", "null"]},
@@ -66,7 +60,7 @@ RUN = {
         "run_id": {"type": "string"},
         "kind": {"enum": ["full", "modified", "mapping", "records"]},
         "trigger": {"enum": ["api", "portal", "timer", "ribbon"]},
-        "status": {"enum": ["Pending", "Running", "AwaitingDecision", "Succeeded", "Failed", "Cancelled"]},
+        "status": {"enum": [str(s) for s in RunStatus]},
         "started_at": {"type": ["string", "null"]},
         "finished_at": {"type": ["string", "null"]},
         "dry_run": {"type": "boolean"},
@@ -225,6 +219,12 @@ def document() -> dict[str, Any]:
             )
         },
         "/api/schedule": {"get": _op("The sync schedule and the next scheduled run")},
+        "/api/review": {
+            "get": _op(
+                "Full Synchronization Review: per mapping the recommendation (CoupleRecords, "
+                "FullSynchronization, NoRecordsFound) and the last full sync's status per direction"
+            )
+        },
         "/api/runs": {
             "get": _op(
                 "Runs, newest first",

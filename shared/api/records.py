@@ -13,6 +13,7 @@ from shared.api.errors import ApiError
 from shared.api.service import _Body, mapping_or_404, parse_model
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES, bc_fields
+from shared.model.status import RunStatus
 from shared.store.couplings import Coupling
 from shared.store.errors import parse_error_id
 from shared.store.runs import Run, new_run_id
@@ -85,7 +86,10 @@ def _end_run(ctx, run: Run, outcomes: list[Outcome]) -> None:
     failed = sum(1 for o in outcomes if o.result == "failed")
 
     def mutate(r: Run):
-        r.status = "Failed" if failed and failed == len(outcomes) else "Succeeded"
+        if failed and failed == len(outcomes):
+            r.status = RunStatus.FAILED
+        else:
+            r.status = RunStatus.FINISHED_WITH_ERRORS if failed else RunStatus.SUCCEEDED
         r.finished_at = iso(now())
         r.message = ", ".join(f"{k}: {v}" for k, v in sorted(Counter(o.result for o in outcomes).items()))
 

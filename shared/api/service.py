@@ -11,8 +11,9 @@ from shared.api import limits
 from shared.api.errors import ApiError, from_validation
 from shared.connectors.errors import BadRequest, ConnectorError
 from shared.mappings import FieldMapping, Mapping, MappingError, validate_mappings
+from shared.model.status import Recommendation
 from shared.store.mapping_defs import MappingConflict
-from shared.sync import orchestrator
+from shared.sync import orchestrator, review
 from shared.sync.orchestrator import DecisionConflict, RunConflict, StartRequest, UnknownMapping
 
 RUN_ID = re.compile(r"^\d{13}-[0-9a-f]{6}$")
@@ -27,6 +28,7 @@ class FullSyncBody(_Body):
     mappings: list[str] | None = Field(default=None, max_length=100)
     after_full_sync: Literal["ask", "keep", "restore"] = "ask"
     dry_run: bool = False
+    recommended: bool = False  # each job does what the review recommends (couple, synchronize, nothing)
 
 
 class ModifiedSyncBody(_Body):
@@ -37,6 +39,7 @@ class MappingSyncBody(_Body):
     full: bool = False
     after_full_sync: Literal["ask", "keep", "restore"] = "ask"
     dry_run: bool = False
+    recommended: bool = False
 
 
 class DecisionBody(_Body):
@@ -46,6 +49,9 @@ class DecisionBody(_Body):
 class MappingPatch(_Body):
     direction: Literal["Bidirectional", "ToIntegrationTable", "FromIntegrationTable"] | None = None
     sync_only_coupled: bool | None = None
+    conflict_detection: Literal["Field", "Record"] | None = None
+    sync_after_coupling: bool | None = None
+    create_new_if_no_match: bool | None = None
     bc_filter: str | None = Field(default=None, max_length=2000)
     crm_filter: str | None = Field(default=None, max_length=2000)
     depends_on: list[str] | None = None
@@ -87,9 +93,19 @@ def _start(ctx, request: StartRequest) -> dict[str, Any]:
     return {"run_id": run.run_id, "status_url": f"/api/runs/{run.run_id}", "status": run.status}
 
 
+def _recommendations(ctx, names: list[str] | None, wanted: bool) -> dict[str, Recommendation]:
+    if not wanted:
+        return {}
+    chosen = [m for m in ctx.mappings.all() if names is None or m.name in names]
+    return {m.name: review.recommend(ctx, m)[0] for m in chosen}
+
+
 def start_full(ctx, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
     b = parse_model(FullSyncBody, body)
-    return _start(ctx, StartRequest("full", trigger, b.mappings, b.after_full_sync, b.dry_run))
+    recs = _recommendations(ctx, b.mappings, b.recommended)
+    return _start(
+        ctx, StartRequest("full", trigger, b.mappings, b.after_full_sync, b.dry_run, recommendations=recs)
+    )
 
 
 def start_modified(ctx, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
@@ -100,7 +116,20 @@ def start_modified(ctx, body: dict[str, Any], trigger: str = "api") -> dict[str,
 def start_mapping(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
     mapping_or_404(ctx, name)
     b = parse_model(MappingSyncBody, body)
-    return _start(ctx, StartRequest("mapping", trigger, [name], b.after_full_sync, b.dry_run, full=b.full))
+    if b.recommended and not b.full:
+        raise ApiError(
+            400, "RecommendedNeedsFull", "recommended applies to a full sync: give full=true", "recommended"
+        )
+    recs = _recommendations(ctx, [name], b.recommended)
+    request = StartRequest(
+        "mapping", trigger, [name], b.after_full_sync, b.dry_run, full=b.full, recommendations=recs
+    )
+    return _start(ctx, request)
+
+
+def full_sync_review(ctx) -> dict[str, Any]:
+    """Per mapping (dependency order) the recommendation and the last full sync's status per direction."""
+    return {"value": [line.api() for line in review.review(ctx, ctx.mappings.all())]}
 
 
 def run_detail(ctx, run_id: str) -> dict[str, Any]:

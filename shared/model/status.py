@@ -75,3 +75,20 @@ COUNTERS = (
     Result.COUPLED,
     Result.UNCOUPLED,
 )
+
+
+class Recommendation(StrEnum):
+    """What the Full Synchronization Review proposes for a mapping (BC's "Initial Synch Recommendation")."""
+
+    FULL_SYNC = "FullSynchronization"  # one side is empty: create the counterparts
+    COUPLE_RECORDS = "CoupleRecords"  # both sides hold data: match-based coupling, not creation
+    NO_RECORDS = "NoRecordsFound"  # nothing to synchronize now
+
+
+class ReviewStatus(StrEnum):
+    """How the last full synchronization of a mapping went in one direction (BC's review line)."""
+
+    NONE = ""  # never run
+    IN_PROCESS = "InProcess"
+    SUCCESS = "Success"
+    ERROR = "Error"  # the job failed or some records failed

@@ -25,7 +25,7 @@ class MappingState:
     crm_watermark: str | None = None  # modifiedon already covered (CRM, when change tracking is unavailable)
     crm_delta_link: str | None = None
     full_sync_running: bool = False
-    saved_only_coupled: bool | None = None  # the flag's value before a full sync cleared it
+    last_full_run: str | None = None  # the run of the newest full synchronization (the review's status)
     lease_run: str | None = None
     lease_holder: str | None = None
     lease_expires: str | None = None

@@ -19,7 +19,7 @@ from shared.store import table_wire
 from shared.store.limits import PK as LIMIT_PK
 from shared.store.runs import ACTIVE
 from shared.store.runs import PK as RUN_PK
-from shared.store.tables import ERRORS, JOBS, RUNS, TRANSACTION_LIMIT, Tables, chunks
+from shared.store.tables import ERRORS, JOBS, PLANNED, RUNS, TRANSACTION_LIMIT, Tables, chunks
 
 
 def cutoff_key(days: int, now_ms: int | None = None) -> str:
@@ -62,7 +62,7 @@ def purge(tables: Tables, days: int, now_ms: int | None = None) -> dict[str, int
     )
     keep = {r["RowKey"] for r in old if r.get("status") in ACTIVE}
     counts = {}
-    for name in (ERRORS, JOBS):
+    for name in (ERRORS, JOBS, PLANNED):
         table = tables.client(name)
         # Upper bound ":" (after "9"): run ids only, whatever else a partition may be called.
         where = "PartitionKey gt @cut and PartitionKey lt ':'"

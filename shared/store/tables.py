@@ -16,7 +16,8 @@ COUPLINGS = "Couplings"  # one table per mapping: Couplings<mapping> (shared.sto
 RUNS = "Runs"
 JOBS = "Jobs"
 ERRORS = "Errors"
-ALL_TABLES = (MAPPINGS, MAPPING_STATE, RUNS, JOBS, ERRORS)
+PLANNED = "PlannedCouplings"  # what a dry run would couple (shared.store.planned)
+ALL_TABLES = (MAPPINGS, MAPPING_STATE, RUNS, JOBS, ERRORS, PLANNED)
 
 SYNC_QUEUE = "sync-mappings"
 TRANSACTION_LIMIT = 100  # Table Storage: at most 100 operations per batch, one partition

@@ -11,6 +11,7 @@ from shared.store.errors import ErrorStore
 from shared.store.jobs import JobStore
 from shared.store.mapping_defs import MappingStore
 from shared.store.mapping_state import MappingStateStore
+from shared.store.planned import PlannedCouplings
 from shared.store.runs import RunStore
 from shared.store.tables import Tables
 from shared.sync.derived import Derived
@@ -33,6 +34,7 @@ class SyncContext:
         self.jobs = JobStore(self.tables)
         self.errors = ErrorStore(self.tables)
         self.mappings = MappingStore(self.tables)
+        self.planned = PlannedCouplings(self.tables)
         if dataverse is not None:
             self.__dict__["dataverse"] = dataverse
         if bc is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from azure.core.exceptions import ResourceModifiedError
@@ -18,6 +18,7 @@ from azure.core.exceptions import ResourceModifiedError
 from shared import telemetry, usage
 from shared.connectors.errors import NotConfigured
 from shared.mappings import Mapping
+from shared.model.status import JobStatus, Recommendation, Result, RunStatus
 from shared.store import sync_queue
 from shared.store.errors import SyncError
 from shared.store.jobs import DONE, TERMINAL, Job
@@ -25,7 +26,9 @@ from shared.store.mapping_state import LeaseHeld
 from shared.store.runs import ACTIVE, MappingLocked, Run, new_run_id
 from shared.store.tables import iso, now
 from shared.sync import probe
-from shared.sync.slices import SliceRunner
+from shared.sync.slices import JOB_MODE_KEYS, MODE_COUPLE, SliceRunner
+
+NOT_DONE = (JobStatus.FAILED, JobStatus.CANCELLED)  # a dependency in these states fails its dependents
 
 log = logging.getLogger("sync.orchestrator")
 
@@ -61,6 +64,8 @@ class StartRequest:
     after_full_sync: str = "restore"  # ask | keep | restore
     dry_run: bool = False
     full: bool = False  # for kind=mapping: a full sync of that one mapping
+    # A full sync started from the review: per mapping what its job does (absent: a full synchronization).
+    recommendations: dict[str, Recommendation] = field(default_factory=dict)
 
 
 @telemetry.traced_run
@@ -103,7 +108,7 @@ def _create_run(ctx, request: StartRequest, run_id: str, selected: list[Mapping]
     if request.trigger == "timer" and run.after_full_sync == "ask":
         run.after_full_sync = "restore"  # a timer run never waits for a human
     if full and not request.dry_run:
-        _clear_only_coupled(ctx, selected)
+        _mark_full_sync(ctx, selected, run_id)
     names = {m.name for m in selected}
     unconfigured = _not_configured(ctx, selected)
     idle = (
@@ -116,16 +121,20 @@ def _create_run(ctx, request: StartRequest, run_id: str, selected: list[Mapping]
             mapping=m.name,
             depends_on=[d for d in m.depends_on if d in names],
             passes=m.passes(),
-            cursor={"full": True} if full else {},
+            cursor=_first_cursor(full, request.recommendations.get(m.name)),
         )
         for m in selected
     ]
+    nothing = {n for n, r in request.recommendations.items() if r == Recommendation.NO_RECORDS} & names
     for job in jobs:
         if job.mapping in unconfigured:  # never a failure: the mapping waits for its API root
-            job.status, job.message = "NotConfigured", unconfigured[job.mapping]
+            job.status, job.message = JobStatus.NOT_CONFIGURED, unconfigured[job.mapping]
             job.started_at = job.finished_at = iso(now())
         elif job.mapping in idle:  # nothing new at the source: done without a queue message
-            job.status, job.message = "Succeeded", "no changes since the last sync"
+            job.status, job.message = JobStatus.SUCCEEDED, "no changes since the last sync"
+            job.started_at = job.finished_at = iso(now())
+        elif job.mapping in nothing:
+            job.status, job.message = JobStatus.SUCCEEDED, "no records on either side: nothing to synchronize"
             job.started_at = job.finished_at = iso(now())
     ctx.jobs.create_many(jobs)
     ctx.runs.create(run)
@@ -135,13 +144,21 @@ def _create_run(ctx, request: StartRequest, run_id: str, selected: list[Mapping]
         raise RunConflict("another run", sorted(names))
     sync_queue.ensure()
     for job in jobs:
-        if job.mapping not in idle:
+        if job.status == JobStatus.PENDING:
             sync_queue.send(sync_queue.message(run.run_id, job.mapping, 0))
     log.info("run %s started: kind=%s mappings=%s idle=%s", run.run_id, run.kind, run.mappings, sorted(idle))
-    if idle >= names:
+    if idle | nothing >= names:
         _finish_run(ctx, run.run_id)
         return ctx.runs.get(run.run_id) or run
     return run
+
+
+def _first_cursor(full: bool, recommendation: Recommendation | None) -> dict[str, Any]:
+    if not full:
+        return {}
+    if recommendation == Recommendation.COUPLE_RECORDS:
+        return {"full": True, "mode": MODE_COUPLE}
+    return {"full": True}
 
 
 def _not_configured(ctx, mappings: list[Mapping]) -> dict[str, str]:
@@ -152,27 +169,31 @@ def _not_configured(ctx, mappings: list[Mapping]) -> dict[str, str]:
 
 
 def _cancel_superseded(r: Run) -> None:
-    r.status, r.finished_at, r.message = "Cancelled", iso(now()), "superseded: another run took the mappings"
+    r.status, r.finished_at, r.message = (
+        RunStatus.CANCELLED,
+        iso(now()),
+        "superseded: another run took the mappings",
+    )
 
 
-def _clear_only_coupled(ctx, mappings: list[Mapping]) -> None:
-    """Full sync: clear "Synch. Only Coupled Records", remembering the value to restore later."""
+def _mark_full_sync(ctx, mappings: list[Mapping], run_id: str) -> None:
+    """A full sync runs on a per-run override of "Synch. Only Coupled Records" (its slices create
+    uncoupled records whatever the stored flag says), as BC runs it on a temporary copy of the
+    mapping: the stored flag changes only when the decision is applied, so a scheduled sync running
+    meanwhile still leaves uncoupled records alone."""
     for m in mappings:
-        state = ctx.states.get(m.name)
-        if not state.full_sync_running:
-            ctx.states.update(m.name, saved_only_coupled=m.sync_only_coupled, full_sync_running=True)
-        if m.sync_only_coupled:
-            ctx.mappings.update(m.name, _set_only_coupled(False))
+        ctx.states.update(m.name, full_sync_running=True, last_full_run=run_id)
 
 
 def _apply_decision(ctx, run: Run, keep_cleared: bool) -> None:
+    """Keep: turn "Synch. Only Coupled Records" off from now on. Restore: the stored flag was never
+    changed, so there is nothing to put back."""
     for name in run.mappings:
-        state = ctx.states.get(name)
-        if not state.full_sync_running:
+        if not ctx.states.get(name).full_sync_running:
             continue
-        if not keep_cleared and state.saved_only_coupled is not None:
-            ctx.mappings.update(name, _set_only_coupled(state.saved_only_coupled))
-        ctx.states.update(name, full_sync_running=False, saved_only_coupled=None)
+        if keep_cleared:
+            ctx.mappings.update(name, _set_only_coupled(False))
+        ctx.states.update(name, full_sync_running=False)
 
 
 def _set_only_coupled(value: bool):
@@ -189,12 +210,12 @@ def decide(ctx, run_id: str, keep_sync_all_records: bool) -> Run:
     run = ctx.runs.get(run_id)
     if run is None:
         raise KeyError(run_id)
-    if run.status != "AwaitingDecision":
+    if run.status != RunStatus.AWAITING_DECISION:
         raise DecisionConflict(f"run {run_id} is {run.status}, not AwaitingDecision")
 
     def claim(r: Run):
         # Under the run's ETag: of two different answers given at once exactly one is recorded.
-        if r.status != "AwaitingDecision":
+        if r.status != RunStatus.AWAITING_DECISION:
             raise DecisionConflict(f"run {run_id} is {r.status}, not AwaitingDecision")
         if r.decision is not None and r.decision != keep_sync_all_records:
             raise DecisionConflict(f"run {run_id} was answered keep_sync_all_records={r.decision} meanwhile")
@@ -205,10 +226,12 @@ def decide(ctx, run_id: str, keep_sync_all_records: bool) -> Run:
     run = ctx.runs.update(run_id, claim)
     _apply_decision(ctx, run, keep_sync_all_records)
 
+    outcome = _outcome(ctx.jobs.for_run(run_id))
+
     def mutate(r: Run):
-        if r.status != "AwaitingDecision":
+        if r.status != RunStatus.AWAITING_DECISION:
             return False
-        r.status, r.decision, r.finished_at = "Succeeded", keep_sync_all_records, r.finished_at or iso(now())
+        r.status, r.decision, r.finished_at = outcome, keep_sync_all_records, r.finished_at or iso(now())
 
     return ctx.runs.update(run_id, mutate)
 
@@ -219,9 +242,20 @@ def cancel(ctx, run_id: str) -> Run:
         raise KeyError(run_id)
     if run.status in ACTIVE:
         for job in ctx.jobs.for_run(run_id):
-            ctx.jobs.update(run_id, job.mapping, _set_status("Cancelled", "cancelled by request"))
+            ctx.jobs.update(run_id, job.mapping, _set_status(JobStatus.CANCELLED, "cancelled by request"))
         _finish_run(ctx, run_id)
     return ctx.runs.get(run_id)
+
+
+def _move(expected: str, new: str):
+    """A guarded status change of a run or job: applied only while it is still ``expected``."""
+
+    def mutate(row: Run | Job):
+        if row.status != expected:
+            return False
+        row.status = new
+
+    return mutate
 
 
 def _set_status(status: str, message: str | None = None):
@@ -273,23 +307,25 @@ def _handle_one(ctx, body: dict[str, Any], inline: bool) -> tuple[str, dict[str,
         return f"dropped: stale slice {seq} (job is at {job.seq})", None
     jobs = {j.mapping: j for j in ctx.jobs.for_run(run_id)}
     deps = [jobs[d] for d in job.depends_on if d in jobs]
-    failed = [d.mapping for d in deps if d.status in ("Failed", "Cancelled")]
+    failed = [d.mapping for d in deps if d.status in NOT_DONE]
     if failed:
         ctx.jobs.update(
-            run_id, name, _set_status("Failed", f"dependency {', '.join(failed)} did not succeed")
+            run_id, name, _set_status(JobStatus.FAILED, f"dependency {', '.join(failed)} did not succeed")
         )
         _after_job(ctx, run_id)
         return "failed: dependency", None
     if any(d.status not in DONE for d in deps):
         ctx.jobs.update(
-            run_id, name, lambda j: False if j.status != "Pending" else setattr(j, "status", "Waiting")
+            run_id,
+            name,
+            _move(JobStatus.PENDING, JobStatus.WAITING),
         )
         # A dependency may have finished between our read and the write: re-check, enqueue if so.
         _enqueue_ready(ctx, run_id)
         return "waiting", None
     mapping = ctx.mappings.by_name().get(name)
     if mapping is None:
-        ctx.jobs.update(run_id, name, _set_status("Failed", "mapping no longer exists"))
+        ctx.jobs.update(run_id, name, _set_status(JobStatus.FAILED, "mapping no longer exists"))
         _after_job(ctx, run_id)
         return "failed: mapping", None
     holder = uuid.uuid4().hex
@@ -312,23 +348,24 @@ def _run_slice(
     def claim(j: Job):
         if j.seq != seq or j.status in TERMINAL:
             return False
-        if j.status != "Running":
-            j.status, j.started_at = "Running", j.started_at or iso(now())
+        if j.status != JobStatus.RUNNING:
+            j.status, j.started_at = JobStatus.RUNNING, j.started_at or iso(now())
 
     job = ctx.jobs.update(run.run_id, name, claim)
-    if job is None or job.seq != seq or job.status != "Running":
+    if job is None or job.seq != seq or job.status != JobStatus.RUNNING:
         ctx.states.release(lease, keep_for_run_seconds=ctx.settings.lease_seconds)
         return "dropped: slice already done", None
-    if run.status == "Pending":
+    if run.status == RunStatus.PENDING:
         ctx.runs.update(
-            run.run_id, lambda r: False if r.status != "Pending" else setattr(r, "status", "Running")
+            run.run_id,
+            _move(RunStatus.PENDING, RunStatus.RUNNING),
         )
     started = time.monotonic()
     with usage.meter() as meter:
         try:
             result = SliceRunner(ctx, run, job, mapping).run_slice()
         except NotConfigured as exc:  # e.g. salespeoplePurchasers on BC before 26.1
-            ctx.jobs.update(run.run_id, name, _set_status("NotConfigured", exc.message))
+            ctx.jobs.update(run.run_id, name, _set_status(JobStatus.NOT_CONFIGURED, exc.message))
             ctx.states.release(lease)
             _after_job(ctx, run.run_id)
             return "not configured", None
@@ -342,11 +379,13 @@ def _run_slice(
         j.processed += result.processed
         j.errors += len(result.errors)
         j.add_usage(meter.counts())
-        j.cursor = {**result.cursor, "full": j.cursor.get("full", False)}
+        j.cursor = {**result.cursor, **{k: j.cursor[k] for k in JOB_MODE_KEYS if k in j.cursor}}
         j.seq = seq + 1
         j.note(result.notes)
         if result.done:
-            j.status, j.finished_at = "Succeeded", iso(now())
+            failed = j.errors or any(c.get(Result.FAILED) for c in j.counters.values())
+            j.status = JobStatus.FINISHED_WITH_ERRORS if failed else JobStatus.SUCCEEDED
+            j.finished_at = iso(now())
             j.total_estimate = j.processed
         else:
             j.total_estimate = max(j.total_estimate or 0, j.processed + ctx.settings.slice_max_records)
@@ -374,7 +413,7 @@ def fail_poisoned(ctx, body: dict[str, Any], reason: str) -> None:
     run_id, name = body.get("run"), body.get("mapping")
     if not run_id or not name:
         return
-    ctx.jobs.update(run_id, name, _set_status("Failed", reason[:1000]))
+    ctx.jobs.update(run_id, name, _set_status(JobStatus.FAILED, reason[:1000]))
     ctx.errors.add_many([SyncError(run_id, name, body.get("pass") or "job", "job", None, reason[:4000])])
     state = ctx.states.get(name)
     if state.lease_run == run_id:
@@ -391,15 +430,17 @@ def _enqueue_ready(ctx, run_id: str) -> None:
     """Enqueue Waiting jobs whose dependencies all succeeded; fail those whose dependency failed."""
     jobs = {j.mapping: j for j in ctx.jobs.for_run(run_id)}
     for job in jobs.values():
-        if job.status != "Waiting":
+        if job.status != JobStatus.WAITING:
             continue
         deps = [jobs[d] for d in job.depends_on if d in jobs]
-        if any(d.status in ("Failed", "Cancelled") for d in deps):
-            ctx.jobs.update(run_id, job.mapping, _set_status("Failed", "a dependency did not succeed"))
+        if any(d.status in NOT_DONE for d in deps):
+            ctx.jobs.update(
+                run_id, job.mapping, _set_status(JobStatus.FAILED, "a dependency did not succeed")
+            )
             continue
         if all(d.status in DONE for d in deps):
             try:
-                job.status = "Pending"
+                job.status = JobStatus.PENDING
                 ctx.jobs.save(job)  # ETag: of two finishers, exactly one flips it and enqueues
             except ResourceModifiedError:
                 continue
@@ -414,7 +455,7 @@ def _finish_run(ctx, run_id: str) -> None:
     if run is None or run.status not in ACTIVE:
         return
     status = _final_status(run, jobs)
-    if status != "AwaitingDecision" and not run.dry_run and _was_full(jobs):
+    if status != RunStatus.AWAITING_DECISION and not run.dry_run and _was_full(jobs):
         # Before the run shows as finished, so whoever sees it finished sees the flag settled.
         _apply_decision(ctx, run, keep_cleared=run.after_full_sync == "keep")
 
@@ -434,18 +475,25 @@ def _finish_run(ctx, run_id: str) -> None:
 
 def _final_status(run: Run, jobs: list[Job]) -> str:
     statuses = {j.status for j in jobs}
-    if "Cancelled" in statuses:  # a cancel request wins over jobs that failed before it
-        return "Cancelled"
-    if "Failed" in statuses:
-        return "Failed"
+    if JobStatus.CANCELLED in statuses:  # a cancel request wins over jobs that failed before it
+        return RunStatus.CANCELLED
+    if JobStatus.FAILED in statuses:
+        return RunStatus.FAILED
     if (
         run.kind in ("full", "mapping")
         and not run.dry_run
         and run.after_full_sync == "ask"
         and _was_full(jobs)
     ):
-        return "AwaitingDecision"
-    return "Succeeded"
+        return RunStatus.AWAITING_DECISION
+    return _outcome(jobs)
+
+
+def _outcome(jobs: list[Job]) -> RunStatus:
+    """How a run whose jobs all ran to their end finished: with failed records, or cleanly."""
+    if any(j.status == JobStatus.FINISHED_WITH_ERRORS for j in jobs):
+        return RunStatus.FINISHED_WITH_ERRORS
+    return RunStatus.SUCCEEDED
 
 
 def _was_full(jobs: list[Job]) -> bool:
@@ -459,14 +507,14 @@ def sweep(ctx) -> list[str]:
     for run in ctx.runs.active():
         jobs = {j.mapping: j for j in ctx.jobs.for_run(run.run_id)}
         for job in jobs.values():
-            if job.status == "Running":
+            if job.status == JobStatus.RUNNING:
                 state = ctx.states.get(job.mapping)
                 if not state.lease_active():
                     sync_queue.send(sync_queue.message(run.run_id, job.mapping, job.seq))
                     actions.append(f"re-enqueued {run.run_id}/{job.mapping} (lease expired)")
-        before = {n for n, j in jobs.items() if j.status == "Waiting"}
+        before = {n for n, j in jobs.items() if j.status == JobStatus.WAITING}
         _enqueue_ready(ctx, run.run_id)
-        after = {j.mapping for j in ctx.jobs.for_run(run.run_id) if j.status == "Waiting"}
+        after = {j.mapping for j in ctx.jobs.for_run(run.run_id) if j.status == JobStatus.WAITING}
         actions += [f"re-enqueued {run.run_id}/{n} (dependencies done)" for n in sorted(before - after)]
         _finish_run(ctx, run.run_id)
     return actions

@@ -19,8 +19,10 @@ from shared.connectors.errors import ConnectorError
 from shared.contracts import bc_entities
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
+from shared.model.status import Result
 from shared.store.couplings import Coupling
 from shared.store.errors import SyncError
+from shared.store.planned import PlannedPair
 from shared.store.tables import iso, now
 from shared.sync.checks import (
     ValueRefused,
@@ -93,6 +95,7 @@ class PageResult:
     errors: list[SyncError] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     notes: Counter = field(default_factory=Counter)  # e.g. "price below 0" -> records sent as 0
+    planned: list[PlannedPair] = field(default_factory=list)  # dry run: the couplings it would make
 
 
 class PageSync:
@@ -126,7 +129,10 @@ class PageSync:
         self.on_create = [f for f in moving if f.transform == "new_code"]  # sent once, when created
         self.constants = [f for f in mapping.fields if f.flows(sync_pass) and f.is_constant]
         self.result = PageResult()
+        # A dry run also resolves lookups through what the same dry run planned for the related mappings.
+        self.lookups = ctx.lookups.with_planned(ctx.planned, run_id) if dry_run else ctx.lookups
         self._noted: set[tuple[str, str]] = set()
+        self._fresh: dict[str, Outcome] = {}  # source id -> the "coupled" outcome of a pair coupled now
 
     # --- helpers -----------------------------------------------------------------------------
     def src_id(self, record: dict[str, Any]) -> str:
@@ -169,7 +175,7 @@ class PageSync:
             value = value if normalize(value) != "" else record.get("code")
         elif t == "decimal_places":
             value = decimal_places(value)
-        value = translate(self.m, f, value, self.p, self.ctx.lookups)
+        value = translate(self.m, f, value, self.p, self.lookups)
         if f.lookup and f.keep_if_empty and normalize(value) == "":
             raise _KeepField
         if t == "base_uom" and value:
@@ -215,6 +221,8 @@ class PageSync:
     def fail(
         self, source_id: str, dest_id: str | None, message: str, code: str | None = None, exc=None
     ) -> None:
+        if source_id in self._fresh:
+            self._unfresh(source_id)
         stack = "".join(traceback.format_exception(exc)) if exc is not None else None
         self.result.errors.append(
             SyncError(self.run_id, self.m.name, self.p, source_id, dest_id, message, stack=stack, code=code)
@@ -225,8 +233,18 @@ class PageSync:
     def done(
         self, source_id: str, result: str, dest_id: str | None = None, message: str | None = None
     ) -> None:
+        if source_id in self._fresh:  # just coupled: its sync after coupling adds no second outcome
+            if result in (Result.MODIFIED, Result.UNCHANGED):
+                return
+            self._unfresh(source_id)
         self.result.outcomes.append(Outcome(source_id, result, dest_id, message))
         self.result.counts[result] += 1
+
+    def _unfresh(self, source_id: str) -> None:
+        """A just-coupled record whose sync then failed: its one outcome is the failure."""
+        coupled = self._fresh.pop(source_id)
+        self.result.outcomes.remove(coupled)
+        self.result.counts[Result.COUPLED] -= 1
 
     def _may_write(self, f: FieldMapping, record: dict[str, Any]) -> bool:
         """False for a keep-if-empty lookup whose source value resolves to nothing: it is never written,
@@ -305,10 +323,8 @@ class PageSync:
             if self.create_uncoupled:
                 self._uncoupled_with_memory(uncoupled)
             else:
-                for record in uncoupled:
-                    self.done(
-                        self.src_id(record), "skipped", None, "not coupled (Synch. Only Coupled Records)"
-                    )
+                for record in uncoupled:  # as BC: left out, not counted as skipped
+                    self.done(self.src_id(record), Result.LEFT_OUT)
         return self.result
 
     def _uncoupled_with_memory(self, records: list[dict[str, Any]]) -> None:
@@ -374,34 +390,31 @@ class PageSync:
                 for f in self.flow
                 if value_hash(self.dst_value(f, target)) != stored_dst.get(f.key) and f.key in stored_dst
             }
-            conflicts = [
-                f
-                for f in src_changed
-                if f in dst_changed
-                and f.direction == "Bidirectional"
-                and f in values
-                and not equal(values[f], self.dst_value(f, target))
-            ]
+            whole = self.m.conflict_detection == "Record" and self.m.direction == "Bidirectional"
+            conflicts = (self._record_conflict if whole else self._field_conflicts)(
+                record, c, target, values, src_changed, dst_changed
+            )
             keep_dst: set[FieldMapping] = set()
+            overwrite: set[FieldMapping] = set()
             if conflicts:
-                names = ", ".join(f"{f.bc}/{f.crm}" for f in conflicts)
                 policy = self.m.update_conflict
                 if policy == "None":
-                    self._record_failure(
-                        c,
-                        sid,
-                        did,
-                        f"update conflict: {names} changed on both sides since the last sync",
-                        "Conflict",
-                    )
+                    names = ", ".join(f"{f.bc}/{f.crm}" for f in conflicts)
+                    what = "the record" if whole else names
+                    message = f"update conflict: {what} changed on both sides since the last sync"
+                    self._record_failure(c, sid, did, message, "Conflict")
                     continue
                 winner = "bc" if policy == "SendUpdateToIntegration" else "crm"
-                if winner == self.dst:
-                    keep_dst = set(conflicts)
+                if winner == self.dst:  # the destination's values stay; they flow back in their pass
+                    keep_dst = set(self.flow) if whole else set(conflicts)
+                elif whole:  # the source's record wins as a whole, its unchanged fields too
+                    overwrite = dst_changed
             writes = {
                 f: v
                 for f, v in values.items()
-                if f in src_changed and f not in keep_dst and not equal(v, self.dst_value(f, target))
+                if (f in src_changed or f in overwrite)
+                and f not in keep_dst
+                and not equal(v, self.dst_value(f, target))
             }
             try:
                 self.checked(writes)
@@ -430,6 +443,27 @@ class PageSync:
             self._write_updates(updates)
         if saves and not self.dry_run:
             self.ctx.couplings.save_many(saves)
+
+    def _field_conflicts(self, record, c, target, values, src_changed, dst_changed) -> list[FieldMapping]:
+        """Fields changed on both sides to different values (the other changed fields still flow)."""
+        return [
+            f
+            for f in src_changed
+            if f in dst_changed
+            and f.direction == "Bidirectional"
+            and f in values
+            and not equal(values[f], self.dst_value(f, target))
+        ]
+
+    def _record_conflict(self, record, c, target, values, src_changed, dst_changed) -> list[FieldMapping]:
+        """As BC: the record changed on both sides since the last sync, whichever fields (all the source's
+        changed fields are then in conflict)."""
+        stored = self.src_hashes(c)
+        moved = [
+            f for f in self.flow if f.key in stored and value_hash(self.src_value(f, record)) != stored[f.key]
+        ]
+        other = [f for f in dst_changed if f in values and not equal(values[f], self.dst_value(f, target))]
+        return moved if moved and other else []
 
     def _set_hashes(self, c: Coupling, new_src: dict[str, str], new_dst: dict[str, str]) -> None:
         if self.src == "bc":
@@ -613,27 +647,27 @@ class PageSync:
         if not new:
             return
         if self.dry_run:
-            for record, target, _ in new:
-                self.done(self.src_id(record), "coupled", self.dst_id(target))
+            for record, target, c in new:
+                self.done(self.src_id(record), Result.COUPLED, self.dst_id(target))
+                self._plan(c.bc_id, c.crm_id, record if self.src == "bc" else target)
             return
         created = self.ctx.couplings.create_many([c for _, _, c in new])
         coupled = []
         for (record, target, c), ok in zip(new, created, strict=True):
             if ok:
-                self.done(self.src_id(record), "coupled", self.dst_id(target))
+                self.done(self.src_id(record), Result.COUPLED, self.dst_id(target))
+                self._fresh[self.src_id(record)] = self.result.outcomes[-1]
                 coupled.append((record, c, self.flow))
             else:
                 self.fail(
                     self.src_id(record), self.dst_id(target), "record is already coupled", "AlreadyCoupled"
                 )
-        # Newly coupled pairs are synced right away (source values win for the fields that flow).
-        counts_before = Counter(self.result.counts)
+        # Newly coupled pairs are synced right away (source values win for the fields that flow); each
+        # keeps its one outcome, "coupled" (see done), or "failed" when that sync fails.
         if coupled and self.sync_after_couple:
             held = {self.dst_id(t): t for _, t in pairs if matcher.whole(self.dst_id(t))}
             self._sync_coupled(coupled, held)
-            # A freshly coupled pair counts once, as "coupled", not also as modified/unchanged.
-            for k in ("modified", "unchanged"):
-                self.result.counts[k] = counts_before[k]
+        self._fresh.clear()
 
     def _create(self, records: list[dict[str, Any]], restore: bool = False) -> None:
         creatable = []
@@ -655,12 +689,21 @@ class PageSync:
             return
         if self.dry_run:
             for record, _ in creatable:
-                self.done(self.src_id(record), "inserted", None, "would be created")
+                sid = self.src_id(record)
+                self.done(sid, Result.INSERTED, None, "would be created")
+                if self.src == "bc":  # the ids creates use are known now; a BC number is not
+                    self._plan(sid, crm_create_id(self.m.name, sid), record)
+                else:
+                    self._plan(bc_create_id(self.m.name, sid), sid, None)
             return
         if self.dst == "crm":
             self._create_in_crm(creatable)
         else:
             self._create_in_bc(creatable)
+
+    def _plan(self, bc_id: str, crm_id: str, bc_record: dict[str, Any] | None) -> None:
+        ref = bc_record.get(self.m.bc_ref_field) if bc_record and self.m.bc_ref_field else None
+        self.result.planned.append(PlannedPair(bc_id, crm_id, None if ref is None else str(ref)))
 
     def _missing_on_create(self, values: dict[FieldMapping, Any]) -> list[str]:
         given = {f.crm if self.dst == "crm" else f.bc: v for f, v in values.items()}

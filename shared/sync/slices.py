@@ -24,6 +24,9 @@ from shared.sync.values import crm_select
 
 log = logging.getLogger("sync.slice")
 
+MODE_COUPLE = "couple"  # a full sync from the review where both sides hold data: match-based coupling
+JOB_MODE_KEYS = ("full", "mode")  # cursor keys set when the job is created, kept across slices
+
 
 @dataclass
 class SliceResult:
@@ -55,8 +58,10 @@ class SliceRunner:
         return {"pass": passes[0], "phase": "main" if self.full else "retry", "link": None, "max_seen": None}
 
     def page_sync(self, sync_pass: str) -> PageSync:
+        # A full sync creates for uncoupled records whatever the stored "Synch. Only Coupled Records"
+        # says (a per-run override); couple mode creates only what the mapping's match options allow.
         create = self.full or not self.m.sync_only_coupled
-        return PageSync(
+        page = PageSync(
             self.ctx,
             self.m,
             sync_pass,
@@ -64,6 +69,10 @@ class SliceRunner:
             create_uncoupled=create,
             dry_run=self.run.dry_run,
         )
+        if self.job.cursor.get("mode") == MODE_COUPLE:
+            page.create_unmatched = self.m.create_new_if_no_match
+            page.sync_after_couple = self.m.sync_after_coupling
+        return page
 
     def run_slice(self) -> SliceResult:
         cursor = dict(self.job.cursor)
@@ -84,6 +93,8 @@ class SliceRunner:
         else:
             self._crm_page(page, cursor, result)
         result.counts, result.errors = page.result.counts, page.result.errors
+        if self.run.dry_run and page.result.planned:
+            self.ctx.planned.add(self.run.run_id, self.m.name, page.result.planned)
         result.notes += [
             f"{n} record(s): {what} sent as the Dataverse minimum (as BC's integration does)"
             for what, n in sorted(page.result.notes.items())

@@ -128,6 +128,10 @@ class LookupResolver:
             found = getter(self._index(mapping, refresh=True))
         return found
 
+    def with_planned(self, planned, run_id: str) -> LookupResolver:
+        """This resolver, falling back to the couplings dry run ``run_id`` planned (PlannedCouplings)."""
+        return PlannedLookups(self, planned, run_id)
+
     def to_crm(self, f: FieldMapping, bc_value: Any) -> str | None:
         """BC value (id, code or number of the related record) -> coupled CRM id, or None if empty."""
         if normalize(bc_value) == "":
@@ -165,6 +169,28 @@ class LookupResolver:
         if ref is None:
             raise LookupFailed(f"{f.lookup} record {bc_id} has no {f.bc_lookup_key}")
         return ref
+
+
+class PlannedLookups(LookupResolver):
+    """A dry run's lookups: the real couplings first, then the ones its earlier jobs would create."""
+
+    def __init__(self, real: LookupResolver, planned, run_id: str):
+        super().__init__(real.couplings, real.namespace, real.derived)
+        self.real, self.planned, self.run_id = real, planned, run_id
+        self._planned: dict[str, CouplingIndex] = {}
+
+    def _find(self, mapping: str, getter) -> Any:
+        found = self.real._find(mapping, getter)
+        if found is None:
+            if mapping not in self._planned:
+                index = CouplingIndex(loaded_at=time.monotonic())
+                for bc_id, crm_id, bc_ref in self.planned.pairs(self.run_id, mapping):
+                    index.crm_by_bc[bc_id], index.bc_by_crm[crm_id] = crm_id, bc_id
+                    if bc_ref is not None:
+                        index.bc_by_ref[bc_ref], index.ref_by_bc[bc_id] = bc_id, bc_ref
+                self._planned[mapping] = index
+            found = getter(self._planned[mapping])
+        return found
 
 
 def translate(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, resolver: LookupResolver) -> Any:
