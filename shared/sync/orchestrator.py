@@ -26,7 +26,7 @@ from shared.store.mapping_state import LeaseHeld
 from shared.store.runs import ACTIVE, MappingLocked, Run, new_run_id
 from shared.store.tables import iso, now
 from shared.sync import probe
-from shared.sync.slices import JOB_MODE_KEYS, MODE_COUPLE, SliceRunner
+from shared.sync.slices import JOB_MODE_KEYS, SliceRunner
 
 NOT_DONE = (JobStatus.FAILED, JobStatus.CANCELLED)  # a dependency in these states fails its dependents
 
@@ -157,7 +157,7 @@ def _first_cursor(full: bool, recommendation: Recommendation | None) -> dict[str
     if not full:
         return {}
     if recommendation == Recommendation.COUPLE_RECORDS:
-        return {"full": True, "mode": MODE_COUPLE}
+        return {"full": True, "couple": True}
     return {"full": True}
 
 
@@ -304,6 +304,11 @@ def _handle_one(ctx, body: dict[str, Any], inline: bool) -> tuple[str, dict[str,
     if run.status not in ACTIVE or job.status in TERMINAL:
         return f"dropped: job is {job.status}", None
     if seq != job.seq:
+        if seq == job.seq - 1 and job.status == JobStatus.RUNNING:
+            # Slice ``seq`` was committed, but its worker may have died before sending the next one
+            # (it is sent after the commit): send it again; a duplicate is dropped by this same check.
+            sync_queue.send(sync_queue.message(run_id, name, job.seq, job.cursor.get("pass")))
+            return f"stale slice {seq}: slice {job.seq} re-sent", None
         return f"dropped: stale slice {seq} (job is at {job.seq})", None
     jobs = {j.mapping: j for j in ctx.jobs.for_run(run_id)}
     deps = [jobs[d] for d in job.depends_on if d in jobs]

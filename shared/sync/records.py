@@ -423,7 +423,10 @@ class PageSync:
                 continue
             # Hashes after this pass: source = now; destination = what it will hold. Destination-side
             # edits we did not overwrite keep their old hash so they still flow the other way.
-            new_src = {f.key: value_hash(self.src_value(f, record)) for f in self.flow}
+            if whole and keep_dst:  # the destination wins the whole record: its pass overwrites ours
+                new_src = dict(self.src_hashes(c))
+            else:
+                new_src = {f.key: value_hash(self.src_value(f, record)) for f in self.flow}
             new_dst = dict(stored_dst)
             for f in self.flow:
                 if f in writes:

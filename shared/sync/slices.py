@@ -24,8 +24,9 @@ from shared.sync.values import crm_select
 
 log = logging.getLogger("sync.slice")
 
-MODE_COUPLE = "couple"  # a full sync from the review where both sides hold data: match-based coupling
-JOB_MODE_KEYS = ("full", "mode")  # cursor keys set when the job is created, kept across slices
+# Cursor keys set when the job is created and kept across its slices: a full sync; one started from
+# the review where both sides hold data (match-based coupling, creating only as the mapping allows).
+JOB_MODE_KEYS = ("full", "couple")
 
 
 @dataclass
@@ -69,7 +70,7 @@ class SliceRunner:
             create_uncoupled=create,
             dry_run=self.run.dry_run,
         )
-        if self.job.cursor.get("mode") == MODE_COUPLE:
+        if self.job.cursor.get("couple"):
             page.create_unmatched = self.m.create_new_if_no_match
             page.sync_after_couple = self.m.sync_after_coupling
         return page

@@ -10,7 +10,7 @@ import pytest
 
 from devstack.stack import Stack
 
-TERMINAL = ("Succeeded", "Failed", "Cancelled", "AwaitingDecision")
+TERMINAL = ("Succeeded", "FinishedWithErrors", "Failed", "Cancelled", "AwaitingDecision")
 
 
 class Api:

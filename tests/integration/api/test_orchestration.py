@@ -24,7 +24,9 @@ def test_full_sync_of_demo_data_couples_every_eligible_record_once(api):
     run = api.wait(run_id)
     assert run["status"] == "AwaitingDecision", run
     assert [j["mapping"] for j in run["jobs"]] == SEED_ORDER
-    assert all(j["status"] == "Succeeded" for j in run["jobs"]), run["jobs"]
+    # The demo data holds records the other side refuses (per-record errors): those jobs finish with errors.
+    assert {j["status"] for j in run["jobs"]} <= {"Succeeded", "FinishedWithErrors"}, run["jobs"]
+    assert any(j["status"] == "FinishedWithErrors" for j in run["jobs"])
     jobs = {j["mapping"]: j for j in run["jobs"]}
     for job in run["jobs"]:  # never before its dependencies finished
         for dep in job["depends_on"]:
@@ -63,14 +65,21 @@ def test_full_sync_of_demo_data_couples_every_eligible_record_once(api):
 def test_decision_keep_then_restore_changes_only_coupled_flag_as_promised(api):
     runs = api.http.get("/api/runs", params={"limit": 1}).json()["value"]
     run_id = runs[0]["run_id"]
-    mapping = api.http.get("/api/mappings/CUSTOMER").json()
-    assert mapping["sync_only_coupled"] is False  # cleared while the full sync ran
+    # The full sync ran on a per-run override: the stored flag is unchanged until the decision.
+    assert api.http.get("/api/mappings/CUSTOMER").json()["sync_only_coupled"] is True
+    # Meanwhile a scheduled sync leaves a new uncoupled record alone (counted as left out).
+    api.seed("bc", {"customers": [{"displayName": "While waiting", "blocked": " "}]})
+    waiting = api.wait(api.start("/api/sync/modified", mappings=["CUSTOMER"]))
+    assert api.job(waiting, "CUSTOMER")["to_crm"]["left_out"] == 1, waiting
+    assert not [a for a in api.records("dataverse", "accounts") if a["name"] == "While waiting"]
     answer = api.http.post(f"/api/runs/{run_id}/decision", json={"keep_sync_all_records": True})
-    assert answer.status_code == 200 and answer.json()["status"] == "Succeeded"
+    assert answer.status_code == 200 and answer.json()["status"] == "FinishedWithErrors", answer.json()
     assert api.http.get("/api/mappings/CUSTOMER").json()["sync_only_coupled"] is False
+    created = api.wait(api.start("/api/sync/modified", mappings=["CUSTOMER"]))
+    assert api.job(created, "CUSTOMER")["to_crm"]["inserted"] == 1, created
     again = api.http.post(f"/api/runs/{run_id}/decision", json={"keep_sync_all_records": False})
     assert again.status_code == 409
-    # A full sync answered "restore" up front puts the saved values back.
+    # A full sync answered "restore" up front leaves the flag as it was.
     api.http.patch("/api/mappings/CURRENCY", json={"sync_only_coupled": True}).raise_for_status()
     run = api.wait(api.start(mappings=["CURRENCY"], after_full_sync="restore"))
     assert run["status"] == "Succeeded"
@@ -89,7 +98,7 @@ def test_modified_sync_carries_exactly_the_edits_made_on_both_sides(api):
         "dataverse", {"accounts": [{"accountid": account["accountid"], "websiteurl": "www.changed.example"}]}
     )
     run = api.wait(api.start("/api/sync/modified"))
-    assert run["status"] == "Succeeded", run
+    assert run["status"] in ("Succeeded", "FinishedWithErrors"), run  # the demo's refused records retried
     job = api.job(run, "CUSTOMER")
     assert job["to_crm"]["modified"] == 1 and job["from_crm"]["modified"] == 1, job
     assert job["to_crm"]["inserted"] == job["from_crm"]["inserted"] == 0
@@ -141,7 +150,7 @@ def test_a_worker_killed_mid_run_does_not_stop_the_run(api):
     victim = api.stack.worker_pids()[0]
     os.kill(victim, signal.SIGKILL)
     run = api.wait(run_id, timeout=300)
-    assert run["status"] == "Succeeded", run
+    assert run["status"] in ("Succeeded", "FinishedWithErrors"), run  # the demo data's refused records
     names = [a["name"] for a in api.records("dataverse", "accounts") if a["name"].startswith("Kill test")]
     assert len(names) == 400 and len(set(names)) == 400  # all there, none twice
 
