@@ -75,3 +75,17 @@ def test_failed_records_finish_the_run_with_errors_and_show_error_in_the_review(
     assert (line["to_crm"], line["from_crm"]) == ("Success", "Error"), line
     runs = api.http.get("/api/runs", params={"limit": 1}).json()["value"]
     assert runs[0]["status"] == "FinishedWithErrors"
+
+
+def test_a_coupling_to_a_record_outside_the_table_filter_is_refused(api):
+    api.seed("bc", {"customers": [{"displayName": "Blocked one", "blocked": "All"}]})
+    api.seed("dataverse", {"accounts": [account("Free account")]})
+    bc = next(c for c in api.records("bc", "customers") if c["displayName"] == "Blocked one")
+    crm = next(a for a in api.records("dataverse", "accounts") if a["name"] == "Free account")
+    answer = api.http.post(
+        "/api/mappings/CUSTOMER/couplings", json={"bc_id": bc["id"], "crm_id": crm["accountid"]}
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["code"] == "OutsideFilter" and answer.json()["error"]["field"] == "bc_id"
+    found = api.http.get("/api/mappings/CUSTOMER/couplings", params={"bc_id": bc["id"]}).json()["value"]
+    assert found == []
