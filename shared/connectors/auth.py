@@ -36,11 +36,12 @@ class _Response:
 
 
 class _HttpClient:
-    """An msal http_client over httpx that trusts exactly one CA bundle (and ignores proxy env vars)."""
+    """An msal http_client over httpx that trusts exactly the CA bundle when one is set (and ignores
+    proxy env vars)."""
 
-    def __init__(self, ca_bundle: str, timeout: float):
-        context = ssl.create_default_context(cafile=ca_bundle)
-        self._client = httpx.Client(verify=context, trust_env=False, timeout=timeout)
+    def __init__(self, ca_bundle: str, timeout: float, transport: httpx.BaseTransport | None = None):
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+        self._client = httpx.Client(verify=verify, trust_env=False, timeout=timeout, transport=transport)
 
     def get(self, url: str, params=None, headers=None, **_: Any) -> _Response:
         return _Response(self._client.get(url, params=params, headers=headers))
@@ -67,23 +68,28 @@ def _credential(settings: Settings) -> Any:
 
 
 class TokenProvider:
-    _apps: dict[tuple[str, str], msal.ConfidentialClientApplication] = {}
+    """Bearer tokens per scope; ``transport`` (tests) carries the token requests instead of the network."""
+
+    _apps: dict[tuple[Any, ...], msal.ConfidentialClientApplication] = {}
     _lock = threading.Lock()
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None):
         self.settings = settings
+        self.transport = transport
         self.authority = f"{settings.authority_host}/{settings.tenant_id}"
         self.acquired = 0  # tokens fetched from the authority (not from the cache): tests and stats read it
 
     def _app(self) -> msal.ConfidentialClientApplication:
-        key = (self.authority, self.settings.client_id)
+        # One app (and token cache) per authority, client and transport: a test's transport never
+        # serves another provider's tokens.
+        key = (self.authority, self.settings.client_id, self.transport)
         with self._lock:
             app = self._apps.get(key)
             if app is None:
                 options: dict[str, Any] = {}
-                if self.settings.ca_bundle:
+                if self.settings.ca_bundle or self.transport is not None:
                     options["http_client"] = _HttpClient(
-                        self.settings.ca_bundle, self.settings.http_timeout_seconds
+                        self.settings.ca_bundle, self.settings.http_timeout_seconds, self.transport
                     )
                 host = self.settings.authority_host.split("://", 1)[-1].split("/", 1)[0]
                 app = msal.ConfidentialClientApplication(
@@ -99,7 +105,11 @@ class TokenProvider:
     def token(self, scope: str, force_refresh: bool = False) -> str:
         """A bearer token for ``scope`` (cached until near expiry unless ``force_refresh``)."""
         app = self._app()
-        result = app.acquire_token_for_client(scopes=[scope], force_refresh=force_refresh)
+        if force_refresh:
+            # msal's acquire_token_for_client refuses force_refresh (ValueError): drop the client's
+            # cached tokens instead, so the next acquisition goes to the authority.
+            app.remove_tokens_for_client()
+        result = app.acquire_token_for_client(scopes=[scope])
         if "access_token" not in result:
             code = result.get("error")
             description = (result.get("error_description") or "").splitlines()[0][:300]

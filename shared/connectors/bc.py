@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import httpx
+
 from shared import usage
+from shared.connectors.auth import TokenProvider
 from shared.connectors.dataverse import Page, iter_pages
 from shared.connectors.errors import (
     ConnectorError,
@@ -51,14 +54,25 @@ MAX_PAGE_SIZE = 20_000
 
 
 class BcClient(Connector):
-    def __init__(self, settings: Settings | None = None, tokens=None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        tokens: TokenProvider | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.settings = settings or get_settings()
         s = self.settings
         tenant, env = quote(s.bc_tenant_id, safe=""), quote(s.bc_environment, safe="")
         self.api_base = f"{s.bc_api_url}/v2.0/{tenant}/{env}/api"
         self.root = f"{self.api_base}/{STANDARD_API}"
         self.http = ServiceClient(
-            "bc", s, s.bc_scope, s.bc_max_concurrency, tokens, headers={"Accept": "application/json"}
+            "bc",
+            s,
+            s.bc_scope,
+            s.bc_max_concurrency,
+            tokens,
+            headers={"Accept": "application/json"},
+            transport=transport,
         )
         self._company: dict[str, Any] | None = None
 
@@ -190,7 +204,7 @@ class BcClient(Connector):
         results: list[BatchResult | None] = [None] * len(ops)
         pending = list(range(len(ops)))
         company = f"companies({self.company_id})"
-        for _attempt in range(self.settings.http_max_attempts):
+        for attempt in range(1, self.settings.http_max_attempts + 1):
             requests = []
             for i in pending:
                 op = ops[i]
@@ -219,11 +233,13 @@ class BcClient(Connector):
                     results[i] = BatchResult(status, None, parse_error("bc", status, body))
             if not throttled:
                 break
-            # Throttled operations inside a batch are retried on their own (they did not run).
             self.http.count("throttled")
+            pending = throttled
+            if attempt == self.settings.http_max_attempts:
+                break  # reported below as throttled; waiting first would only delay that
+            # Throttled operations inside a batch are retried on their own (they did not run).
             self.http.count("retries")
             self.http.sleep(wait)
-            pending = throttled
         for i in pending:
             if results[i] is None:
                 results[i] = BatchResult(

@@ -15,7 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from shared import usage
+from shared.connectors.auth import TokenProvider
 from shared.connectors.errors import ConnectorError, Duplicate, NotFound, PreconditionFailed
 from shared.connectors.http import Connector, ServiceClient
 from shared.connectors.odata import guid, query_params
@@ -60,7 +63,12 @@ def iter_pages(get_page, name: str, **query: Any) -> Iterator[dict[str, Any]]:
 
 
 class DataverseClient(Connector):
-    def __init__(self, settings: Settings | None = None, tokens=None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        tokens: TokenProvider | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.settings = settings or get_settings()
         self.base = f"{self.settings.dataverse_url}/api/data/v9.2"
         self.http = ServiceClient(
@@ -70,6 +78,7 @@ class DataverseClient(Connector):
             self.settings.dataverse_max_concurrency,
             tokens,
             headers={"OData-MaxVersion": "4.0", "OData-Version": "4.0", "Accept": "application/json"},
+            transport=transport,
         )
         self._whoami: str | None = None
 

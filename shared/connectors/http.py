@@ -53,14 +53,20 @@ class ServiceClient:
         max_concurrency: int,
         tokens: TokenProvider | None = None,
         headers: dict[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
     ):
+        """``transport`` replaces httpx's network transport (tests pass an ``httpx.MockTransport``)."""
         self.service = service
         self.settings = settings
         self.scope = scope
         self.tokens = tokens or TokenProvider(settings)
         limits = httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency)
         self.http = httpx.Client(
-            timeout=settings.http_timeout_seconds, limits=limits, headers=headers or {}, trust_env=False
+            timeout=settings.http_timeout_seconds,
+            limits=limits,
+            headers=headers or {},
+            trust_env=False,
+            transport=transport,
         )
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._lock = threading.Lock()
