@@ -16,7 +16,6 @@ import binascii
 import json
 import re
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +28,12 @@ from shared.api.records import error_filters
 from shared.api.ribbon import bc_url
 from shared.api.service import mapping_or_404
 from shared.connectors.errors import ConnectorError
+from shared.connectors.odata import any_of, call, canonical_guid, eq, or_
 from shared.contracts import bc_entities, dataverse_tables
 from shared.mappings import Mapping
 from shared.store.couplings import Coupling
 from shared.store.jobs import Job
-from shared.sync.records import ID_CHUNK, id_filter
+from shared.sync.records import ID_CHUNK
 
 PAGE_DEFAULT, PAGE_MAX = 50, 200
 SEARCH_MAX = 50  # records per side a search reads
@@ -97,13 +97,6 @@ def _flag(params: dict[str, str], name: str) -> bool | None:
     if value not in ("true", "false"):
         raise ApiError(400, "InvalidQuery", f"{name} must be true or false", name)
     return value == "true"
-
-
-def _guid(text: str) -> str | None:
-    try:
-        return str(uuid.UUID(text)) if len(text) == 36 else None
-    except ValueError:
-        return None
 
 
 def _paged(fetch, token: dict[str, Any] | None, limit: int) -> tuple[list, dict[str, Any] | None]:
@@ -181,7 +174,7 @@ class Resolver:
         self.failed: set[tuple[str, str]] = set()  # (mapping, side) that could not be read
 
     def want(self, m: Mapping, side: str, record_id: str | None) -> None:
-        if record_id and _guid(record_id):
+        if record_id and canonical_guid(record_id):
             self.mappings[m.name] = m
             self.wanted.setdefault((m.name, side), set()).add(record_id.lower())
 
@@ -215,11 +208,11 @@ class Resolver:
         for i in range(0, len(ids), ID_CHUNK):
             chunk = ids[i : i + ID_CHUNK]
             if side == "bc":
-                yield from self.ctx.bc.get_page(m.bc_entity, filter=id_filter("id", chunk)).records
+                yield from self.ctx.bc.get_page(m.bc_entity, filter=any_of("id", chunk)).records
             else:
                 select = [f for f in (shape.key, shape.number, shape.name) if f]
                 page = self.ctx.dataverse.get_page(
-                    m.crm_entity, filter=id_filter(shape.key, chunk), select=select
+                    m.crm_entity, filter=any_of(shape.key, chunk), select=select
                 )
                 yield from page.records
 
@@ -247,7 +240,7 @@ class Resolver:
     def get(self, m: Mapping | None, side: str, record_id: str | None) -> dict[str, Any] | None:
         if not record_id:
             return None
-        if m is None or not _guid(record_id):
+        if m is None or not canonical_guid(record_id):
             return {"id": record_id, "number": None, "name": None, "state": "unknown", "url": None}
         key = (m.name, side, record_id.lower())
         if key in self.found:
@@ -261,10 +254,6 @@ def _coupling_json(c: Coupling, m: Mapping, names: Resolver) -> dict[str, Any]:
     return {**c.api(), "bc": names.get(m, "bc", c.bc_id), "crm": names.get(m, "crm", c.crm_id)}
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def search_side(ctx, m: Mapping, side: str, q: str) -> list[dict[str, Any]]:
     """Records of one side whose number starts with ``q`` or whose name contains it (at most
     ``SEARCH_MAX``); [] when the entity is unknown or the service refuses the query."""
@@ -273,18 +262,18 @@ def search_side(ctx, m: Mapping, side: str, q: str) -> list[dict[str, Any]]:
         return []
     terms = []
     if shape.number:
-        terms.append(f"startswith({shape.number},{_literal(q)})")
+        terms.append(call("startswith", shape.number, q))
     if shape.name:
-        terms.append(f"contains({shape.name},{_literal(q)})")
+        terms.append(call("contains", shape.name, q))
     if not terms:
         return []
     try:
         if side == "bc":
-            page = ctx.bc.get_page(m.bc_entity, filter=" or ".join(terms), page_size=SEARCH_MAX)
+            page = ctx.bc.get_page(m.bc_entity, filter=or_(*terms), page_size=SEARCH_MAX)
         else:
             select = [f for f in (shape.key, shape.number, shape.name) if f]
             page = ctx.dataverse.get_page(
-                m.crm_entity, filter=" or ".join(terms), select=select, page_size=SEARCH_MAX
+                m.crm_entity, filter=or_(*terms), select=select, page_size=SEARCH_MAX
             )
     except ConnectorError:
         return []
@@ -300,7 +289,7 @@ def list_couplings(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
     names = Resolver(ctx)
     if q:
         found: dict[str, Coupling] = {}
-        guid = _guid(q)
+        guid = canonical_guid(q)
         if guid:
             for side in ("bc_id", "crm_id"):
                 c = ctx.couplings.get(m.name, **{side: guid})
@@ -319,7 +308,7 @@ def list_couplings(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
         items = [c for c in found.values() if skipped is None or c.skipped == skipped]
         next_token = None
     else:
-        where = f"skipped eq {str(skipped).lower()}" if skipped is not None else None
+        where = eq("skipped", skipped) if skipped is not None else None
 
         def fetch(n: int, t: dict[str, Any] | None):
             page, raw = ctx.couplings.list(
@@ -346,7 +335,7 @@ def search_records(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
     if not q:
         raise ApiError(400, "InvalidQuery", "give q: an id, a number or part of a name", "q")
     names = Resolver(ctx)
-    guid = _guid(q)
+    guid = canonical_guid(q)
     if guid:
         names.want(m, side, guid)
         ids = [guid]
@@ -389,7 +378,7 @@ def list_errors(ctx, params: dict[str, str]) -> dict[str, Any]:
     for m in {m.name: m for _, m, _, _ in sides if m}.values():
         for side, by in (("bc", ctx.couplings.by_bc), ("crm", ctx.couplings.by_crm)):
             ids = {(b if side == "bc" else c) for _, mm, b, c in sides if mm is m} - {None}
-            for i, c in by(m.name, sorted(i for i in ids if _guid(i))).items():
+            for i, c in by(m.name, sorted(i for i in ids if canonical_guid(i))).items():
                 coupled[(m.name, side, i)] = c
     names = Resolver(ctx)
     rows = []

@@ -77,7 +77,7 @@ GUID = {
 RUN_ID = {"type": "string", "pattern": service.RUN_ID.pattern}
 MAPPING_NAME = {"type": "string", "pattern": service.MAPPING_NAME.pattern}
 ERROR_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,1400}$"}  # base64url (shared/store/errors.py)
-# Body fields the handlers check beyond their type (records.guid, parse_error_id, known mappings).
+# Body fields the handlers check beyond their type (records.valid_id, parse_error_id, known mappings).
 FIELD_SCHEMAS: dict[str, Any] = {
     "bc_id": GUID,
     "crm_id": GUID,

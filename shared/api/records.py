@@ -3,7 +3,6 @@ synchronize now, match-based coupling, skipped records, error retry."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from typing import Any, Literal
 
@@ -11,6 +10,7 @@ from pydantic import Field
 
 from shared.api.errors import ApiError
 from shared.api.service import _Body, mapping_or_404, parse_model
+from shared.connectors.odata import canonical_guid, eq
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES, bc_fields
 from shared.model.status import RunStatus
@@ -58,20 +58,17 @@ class RetryBody(_Body):
     ids: list[str] = Field(min_length=1, max_length=MAX_IDS)
 
 
-def guid(value: str, field: str) -> str:
-    try:
-        return str(uuid.UUID(value)) if len(value) == 36 else _bad_guid(value, field)
-    except (ValueError, TypeError, AttributeError):
-        return _bad_guid(value, field)
-
-
-def _bad_guid(value: Any, field: str) -> str:
-    raise ApiError(400, "InvalidId", f"{field} must be a GUID, got {str(value)[:60]!r}", field)
+def valid_id(value: Any, field: str) -> str:
+    """The id lower-cased, or 400 InvalidId naming ``field``."""
+    found = canonical_guid(value)
+    if found is None:
+        raise ApiError(400, "InvalidId", f"{field} must be a GUID, got {str(value)[:60]!r}", field)
+    return found
 
 
 def _ids(body: IdsBody) -> tuple[list[str], list[str]]:
-    bc = [guid(v, f"bc_ids[{i}]") for i, v in enumerate(body.bc_ids)]
-    crm = [guid(v, f"crm_ids[{i}]") for i, v in enumerate(body.crm_ids)]
+    bc = [valid_id(v, f"bc_ids[{i}]") for i, v in enumerate(body.bc_ids)]
+    crm = [valid_id(v, f"crm_ids[{i}]") for i, v in enumerate(body.crm_ids)]
     if not bc and not crm:
         raise ApiError(400, "MissingIds", "give bc_ids or crm_ids", "bc_ids")
     return bc, crm
@@ -138,12 +135,12 @@ def list_couplings(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
     m = mapping_or_404(ctx, name)
     if params.get("bc_id") or params.get("crm_id"):
         side = "bc_id" if params.get("bc_id") else "crm_id"
-        c = ctx.couplings.get(m.name, **{side: guid(params[side], side)})
+        c = ctx.couplings.get(m.name, **{side: valid_id(params[side], side)})
         return {"value": [c.api()] if c else [], "continuation": None}
     skipped = params.get("skipped")
     if skipped not in (None, "", "true", "false"):
         raise ApiError(400, "InvalidQuery", "skipped must be true or false", "skipped")
-    where = f"skipped eq {skipped}" if skipped in ("true", "false") else None
+    where = eq("skipped", skipped == "true") if skipped in ("true", "false") else None
     try:
         items, token = ctx.couplings.list(
             m.name, where=where, continuation=params.get("continuation") or None
@@ -156,7 +153,7 @@ def list_couplings(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
 def couple(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
     m = mapping_or_404(ctx, name)
     b = parse_model(CoupleBody, body)
-    bc_id, crm_id = guid(b.bc_id, "bc_id"), guid(b.crm_id, "crm_id")
+    bc_id, crm_id = valid_id(b.bc_id, "bc_id"), valid_id(b.crm_id, "crm_id")
     if b.sync:
         _require_direction(m, b.sync)
     if ctx.couplings.get(m.name, bc_id=bc_id):

@@ -518,13 +518,13 @@ class CouplingStore:
     def has_retries(self, mapping: str, sides: list[str]) -> bool:
         """Whether anything waits for a retry: a failed coupling, or an uncoupled record of ``sides`` whose
         create failed (and is not skipped). One small query."""
-        ranges = " or ".join(
-            f"(RowKey ge '{key}' and RowKey lt '{key[:-1]}`')" for key in [RETRY, *(f"{s}_" for s in sides)]
-        )
-        query = f"PartitionKey eq @pk and ({ranges}) and skipped eq false"
-        rows = table_wire.query(
-            self.table(mapping), query, {"pk": _failures_partition(mapping)}, select=["RowKey"], top=1
-        )
+        params = {"pk": _failures_partition(mapping)}
+        ranges = []
+        for i, key in enumerate([RETRY, *(f"{s}_" for s in sides)]):
+            params |= {f"lo{i}": key, f"hi{i}": key[:-1] + "`"}
+            ranges.append(f"(RowKey ge @lo{i} and RowKey lt @hi{i})")
+        query = f"PartitionKey eq @pk and ({' or '.join(ranges)}) and skipped eq false"
+        rows = table_wire.query(self.table(mapping), query, params, select=["RowKey"], top=1)
         return next(rows, None) is not None
 
     def failed_uncoupled(self, mapping: str, side: str, include_skipped: bool = False) -> list[str]:

@@ -27,6 +27,8 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.connectors.odata import eq
+
 RATE_PRECISION = 10
 
 
@@ -156,7 +158,7 @@ class Derived:
         by_number, by_customer = {}, {}
         rows = self.ctx.bc.iter_records(
             "contactsInformation",
-            filter="relatedType eq 'Customer'",
+            filter=eq("relatedType", "Customer"),
             select=["contactNumber", "contactType", "relatedId"],
         )
         for row in rows:
@@ -195,7 +197,7 @@ class Derived:
     # --- base units of unit groups ------------------------------------------------------------------
     def _load_base_uoms(self) -> dict[str, str]:
         rows = self.ctx.dataverse.iter_records(
-            "uoms", filter="isschedulebaseuom eq true", select=["uomid", "_uomscheduleid_value"]
+            "uoms", filter=eq("isschedulebaseuom", True), select=["uomid", "_uomscheduleid_value"]
         )
         return {str(r["_uomscheduleid_value"]).lower(): str(r["uomid"]).lower() for r in rows}
 

@@ -10,12 +10,13 @@ work: no watermark yet, failures waiting for a retry, a full answer page, or a p
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from shared.connectors.bc import BatchOp
 from shared.connectors.errors import ConnectorError
+from shared.connectors.odata import and_, cmp, or_, since
 from shared.mappings import Mapping
 from shared.mappings.entities import CRM_ENTITIES
 from shared.odata_filter import evaluate, parse
@@ -57,10 +58,6 @@ def _has_retries(ctx, m: Mapping) -> bool:
     return ctx.couplings.has_retries(m.name, ["bc" if p == "to_crm" else "crm" for p in m.passes()])
 
 
-def _and(*clauses: str | None) -> str:
-    return " and ".join(f"({c})" for c in clauses if c)
-
-
 def _bc_busy(ctx, items: list[tuple[Mapping, MappingState]]) -> set[str]:
     if not items:
         return set()
@@ -69,7 +66,7 @@ def _bc_busy(ctx, items: list[tuple[Mapping, MappingState]]) -> set[str]:
             "GET",
             m.bc_entity,
             query={
-                "$filter": _and(m.bc_filter, f"lastModifiedDateTime ge {state.bc_watermark}"),
+                "$filter": and_(m.bc_filter, since("lastModifiedDateTime", state.bc_watermark)),
                 "$select": "id,lastModifiedDateTime",
                 "$top": str(PROBE_TOP),
             },
@@ -99,8 +96,9 @@ def _bc_busy(ctx, items: list[tuple[Mapping, MappingState]]) -> set[str]:
 
 def _rates_since(watermark: str) -> BatchOp:
     """Exchange rates entered or changed since ``watermark``, or whose starting date came since."""
-    day, today = watermark[:10], datetime.now(UTC).date().isoformat()
-    flt = f"lastModifiedDateTime ge {watermark} or (startingDate gt {day} and startingDate le {today})"
+    day, today = date.fromisoformat(watermark[:10]), datetime.now(UTC).date()
+    started = and_(cmp("startingDate", "gt", day), cmp("startingDate", "le", today))
+    flt = or_(since("lastModifiedDateTime", watermark), started)
     return BatchOp("GET", "currencyExchangeRates", query={"$filter": flt, "$select": "id", "$top": "1"})
 
 
@@ -114,7 +112,7 @@ def _crm_busy(ctx, items: list[tuple[Mapping, MappingState]]) -> set[str]:
             prefer = f"odata.track-changes,odata.maxpagesize={PROBE_TOP}"
             requests.append((state.crm_delta_link, {"Prefer": prefer}))
         else:
-            flt = _and(m.crm_filter, f"modifiedon ge {state.crm_watermark}")
+            flt = and_(m.crm_filter, since("modifiedon", state.crm_watermark))
             query = {"$select": f"{entity.key},modifiedon", "$top": str(PROBE_TOP), "$filter": flt}
             requests.append((f"{m.crm_entity}?{urlencode(query, quote_via=quote)}", {}))
     busy = set()

@@ -16,6 +16,7 @@ from typing import Any
 
 from shared.connectors.bc import BatchOp
 from shared.connectors.errors import ConnectorError
+from shared.connectors.odata import any_of
 from shared.contracts import bc_entities
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
@@ -69,14 +70,6 @@ def refusal(exc: Exception) -> tuple[str, str]:
     if isinstance(exc, ValueRefused):
         return exc.message, "ValueRefused"
     return str(getattr(exc, "message", exc)), "NotComputable"
-
-
-def guid(value: str) -> str:
-    return str(uuid.UUID(str(value)))  # raises ValueError for anything that is not a GUID
-
-
-def id_filter(key: str, ids: list[str]) -> str:
-    return " or ".join(f"{key} eq {guid(i)}" for i in ids)
 
 
 @dataclass
@@ -276,9 +269,9 @@ class PageSync:
             chunk = ids[i : i + ID_CHUNK]
             if self.dst == "crm":
                 key = self.crm_entity.key
-                page = self.ctx.dataverse.get_page(self.m.crm_entity, filter=id_filter(key, chunk))
+                page = self.ctx.dataverse.get_page(self.m.crm_entity, filter=any_of(key, chunk))
             else:
-                page = self.ctx.bc.get_page(self.m.bc_entity, filter=id_filter("id", chunk))
+                page = self.ctx.bc.get_page(self.m.bc_entity, filter=any_of("id", chunk))
             for record in page.records:
                 found[self.dst_id(record)] = record
         return found

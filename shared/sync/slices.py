@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.connectors import odata
 from shared.connectors.errors import BadRequest, ConnectorError
 from shared.mappings import Mapping
 from shared.odata_filter import evaluate, parse
@@ -40,9 +41,8 @@ class SliceResult:
     notes: list[str] = field(default_factory=list)  # for the job's log (message)
 
 
-def _and(*clauses: str) -> str | None:
-    parts = [f"({c})" for c in clauses if c]
-    return " and ".join(parts) or None
+def _and(*clauses: str | None) -> str | None:
+    return odata.and_(*clauses) or None
 
 
 class SliceRunner:
@@ -140,7 +140,7 @@ class SliceRunner:
         watermark = None if self.full or self.m.reads_all_records else state.bc_watermark
         # ge, not gt: BC stamps milliseconds, so a record sharing the watermark's millisecond is read again
         # (and found unchanged) rather than missed.
-        since = f"lastModifiedDateTime ge {watermark}" if watermark else None
+        since = odata.since("lastModifiedDateTime", watermark) if watermark else None
         got = self.ctx.bc.get_page(
             self.m.bc_entity,
             filter=_and(self.m.bc_filter, since),
@@ -213,7 +213,7 @@ class SliceRunner:
                 cursor["pass_done"] = got.next_link is None
                 return
         watermark = None if self.full else state.crm_watermark
-        since = f"modifiedon ge {watermark}" if watermark else None
+        since = odata.since("modifiedon", watermark) if watermark else None
         got = self.ctx.dataverse.get_page(
             self.m.crm_entity,
             select=crm_select(self.m),
