@@ -1,8 +1,8 @@
 """The local stack: Azurite, the token authority, both emulators and the Functions host on free ports.
 
 `Stack.start(...)` is used by `python -m devstack up`, the demo, the benchmark and the tests. It writes
-`<state>/endpoints.json` (DESIGN §10) and `<state>/local.settings.json` (the host's settings) and
-stops exactly the processes it started.
+`<state>/endpoints.json` (docs/ARCHITECTURE.md §9) and `<state>/local.settings.json` (the host's
+settings) and stops exactly the processes it started.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""JSON API: start runs, run status, decisions, cancel, mappings (DESIGN §9)."""
+"""JSON API: start runs, run status, decisions, cancel, mappings (docs/ARCHITECTURE.md §8)."""
 
 import azure.functions as func
 

@@ -1,4 +1,4 @@
-"""Per-record sync of one page of source records (DESIGN §4), in one direction (a "pass").
+"""Per-record sync of one page of source records (docs/ARCHITECTURE.md §2), in one direction (a "pass").
 
 ``PageSync.run(records)`` decides for every source record — unchanged, update, conflict, deletion
 conflict, skip, match-and-couple, create-and-couple — then writes the destination in bulk, then the

@@ -1,4 +1,4 @@
-"""Unit tests for the mapping model, the default mappings and their validation (DESIGN §5)."""
+"""Unit tests for the mapping model, the default mappings and their validation (docs/ARCHITECTURE.md §7)."""
 
 from __future__ import annotations
 
