@@ -2,7 +2,7 @@
 
 A job walks its passes (to_crm, then from_crm for bidirectional mappings); each pass of a modified
 sync first retries the couplings that failed last time, then pages through the changed records
-(BC: ``lastModifiedDateTime gt watermark``; CRM: change tracking, or ``modifiedon`` when tracking
+(BC: ``lastModifiedDateTime ge watermark``; CRM: change tracking, or ``modifiedon`` when tracking
 is unavailable). Watermarks and delta links are saved only when a pass has finished, i.e. after every
 write they cover.
 """
