@@ -33,6 +33,7 @@ from shared.sync.checks import (
     missing_required,
     missing_required_bc,
 )
+from shared.sync.decide import FieldView, Verdict, decide
 from shared.sync.derived import DerivationFailed, decimal_places
 from shared.sync.values import (
     LookupFailed,
@@ -377,58 +378,27 @@ class PageSync:
             except RecordRefused as exc:
                 self._record_failure(c, sid, did, *refusal(exc))
                 continue
-            stored_dst = self.dst_hashes(c)
-            dst_changed = {
-                f
-                for f in self.flow
-                if value_hash(self.dst_value(f, target)) != stored_dst.get(f.key) and f.key in stored_dst
-            }
-            whole = self.m.conflict_detection == "Record" and self.m.direction == "Bidirectional"
-            conflicts = (self._record_conflict if whole else self._field_conflicts)(
-                record, c, target, values, src_changed, dst_changed
+            decision = decide(
+                self._views(record, c, target, values, src_changed),
+                self.dst_hashes(c),
+                policy=self.m.update_conflict,
+                whole=self.m.conflict_detection == "Record" and self.m.direction == "Bidirectional",
+                dst_side=self.dst,
             )
-            keep_dst: set[FieldMapping] = set()
-            overwrite: set[FieldMapping] = set()
-            if conflicts:
-                policy = self.m.update_conflict
-                if policy == "None":
-                    names = ", ".join(f"{f.bc}/{f.crm}" for f in conflicts)
-                    what = "the record" if whole else names
-                    message = f"update conflict: {what} changed on both sides since the last sync"
-                    self._record_failure(c, sid, did, message, "Conflict")
-                    continue
-                winner = "bc" if policy == "SendUpdateToIntegration" else "crm"
-                if winner == self.dst:  # the destination's values stay; they flow back in their pass
-                    keep_dst = set(self.flow) if whole else set(conflicts)
-                elif whole:  # the source's record wins as a whole, its unchanged fields too
-                    overwrite = dst_changed
-            writes = {
-                f: v
-                for f, v in values.items()
-                if (f in src_changed or f in overwrite)
-                and f not in keep_dst
-                and not equal(v, self.dst_value(f, target))
-            }
+            if decision.verdict == Verdict.CONFLICT:
+                what = (
+                    "the record" if self.m.conflict_detection == "Record" else self._names(decision.conflicts)
+                )
+                message = f"update conflict: {what} changed on both sides since the last sync"
+                self._record_failure(c, sid, did, message, "Conflict")
+                continue
+            writes = {f: values[f] for f in self.flow if f.key in decision.writes}
             try:
                 self.checked(writes)
             except ValueRefused as exc:
                 self._record_failure(c, sid, did, *refusal(exc))
                 continue
-            # Hashes after this pass: source = now; destination = what it will hold. Destination-side
-            # edits we did not overwrite keep their old hash so they still flow the other way.
-            if whole and keep_dst:  # the destination wins the whole record: its pass overwrites ours
-                new_src = dict(self.src_hashes(c))
-            else:
-                new_src = {f.key: value_hash(self.src_value(f, record)) for f in self.flow}
-            new_dst = dict(stored_dst)
-            for f in self.flow:
-                if f in writes:
-                    new_dst[f.key] = value_hash(writes[f])
-                elif f not in dst_changed or f in keep_dst:
-                    new_dst[f.key] = (
-                        stored_dst.get(f.key) if f in keep_dst else value_hash(self.dst_value(f, target))
-                    )
-            self._set_hashes(c, new_src, new_dst)
+            self._set_hashes(c, decision.src_hashes, decision.dst_hashes)
             self._mark_success(c, record, target)
             if writes:
                 updates.append((record, c, writes, target))
@@ -440,26 +410,31 @@ class PageSync:
         if saves and not self.dry_run:
             self.ctx.couplings.save_many(saves)
 
-    def _field_conflicts(self, record, c, target, values, src_changed, dst_changed) -> list[FieldMapping]:
-        """Fields changed on both sides to different values (the other changed fields still flow)."""
-        return [
-            f
-            for f in src_changed
-            if f in dst_changed
-            and f.direction == "Bidirectional"
-            and f in values
-            and not equal(values[f], self.dst_value(f, target))
-        ]
+    def _views(self, record, c: Coupling, target, values, src_changed) -> list[FieldView]:
+        """The flowing fields of one coupled record as ``decide`` sees them."""
+        stored_src, stored_dst, moved = self.src_hashes(c), self.dst_hashes(c), set(src_changed)
+        views = []
+        for f in self.flow:
+            dst_value = self.dst_value(f, target)
+            views.append(
+                FieldView(
+                    key=f.key,
+                    bidirectional=f.direction == "Bidirectional",
+                    src_hash=value_hash(self.src_value(f, record)),
+                    stored_src=stored_src.get(f.key),
+                    dst_hash=value_hash(dst_value),
+                    stored_dst=stored_dst.get(f.key),
+                    src_changed=f in moved,
+                    writable=f in values,
+                    differs=f in values and not equal(values[f], dst_value),
+                    write_hash=value_hash(values[f]) if f in values else None,
+                )
+            )
+        return views
 
-    def _record_conflict(self, record, c, target, values, src_changed, dst_changed) -> list[FieldMapping]:
-        """As BC: the record changed on both sides since the last sync, whichever fields (all the source's
-        changed fields are then in conflict)."""
-        stored = self.src_hashes(c)
-        moved = [
-            f for f in self.flow if f.key in stored and value_hash(self.src_value(f, record)) != stored[f.key]
-        ]
-        other = [f for f in dst_changed if f in values and not equal(values[f], self.dst_value(f, target))]
-        return moved if moved and other else []
+    def _names(self, keys: tuple[str, ...]) -> str:
+        by_key = {f.key: f for f in self.flow}
+        return ", ".join(f"{by_key[k].bc}/{by_key[k].crm}" for k in keys)
 
     def _set_hashes(self, c: Coupling, new_src: dict[str, str], new_dst: dict[str, str]) -> None:
         if self.src == "bc":
