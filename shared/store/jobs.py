@@ -17,6 +17,7 @@ from azure.data.tables import UpdateMode
 from shared.model.status import COUNTERS as RESULT_COUNTERS
 from shared.model.status import JOB_DONE, JOB_TERMINAL, JobStatus, Pass
 from shared.store import table_wire
+from shared.store.etag import update_row
 from shared.store.tables import JOBS, Tables
 
 COUNTERS = tuple(str(c) for c in RESULT_COUNTERS)
@@ -132,18 +133,16 @@ class JobStore:
         return job
 
     def update(self, run_id: str, mapping: str, mutate) -> Job | None:
-        """Apply ``mutate(job)`` with ETag retries; ``mutate`` returns False to leave it unchanged."""
-        for _ in range(20):
-            job = self.get(run_id, mapping)
-            if job is None:
-                return None
-            if mutate(job) is False:
-                return job
-            try:
-                return self.save(job)
-            except ResourceModifiedError:
-                continue
-        raise RuntimeError(f"job {run_id}/{mapping}: too much contention")
+        """Apply ``mutate(job)`` under the job's ETag; ``mutate`` returns False to leave it unchanged."""
+        return update_row(lambda: self.get(run_id, mapping), self.save, mutate, f"job {run_id}/{mapping}")
+
+    def save_if_unchanged(self, job: Job) -> bool:
+        """Save under the ETag ``job`` was read with; False when another writer changed it meanwhile."""
+        try:
+            self.save(job)
+        except ResourceModifiedError:
+            return False
+        return True
 
     def page(
         self, limit: int = 50, continuation: dict[str, str] | None = None

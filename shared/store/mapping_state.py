@@ -13,6 +13,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.store.etag import Contention, update_row
 from shared.store.tables import MAPPING_STATE, Tables, iso, now, parse_iso
 
 PK = "state"
@@ -84,19 +85,19 @@ class MappingStateStore:
 
         Raises LeaseHeld when another run holds it, or another slice of this run is in progress.
         """
-        for _ in range(5):
-            state = self.get(mapping)
+
+        def take(state: MappingState) -> None:
             if state.lease_active() and (
                 state.lease_run != run or (state.lease_holder and holder and state.lease_holder != holder)
             ):
                 raise LeaseHeld(state)
             state.lease_run, state.lease_holder = run, holder
             state.lease_expires = iso(now() + timedelta(seconds=seconds))
-            try:
-                return self.save(state)
-            except ResourceModifiedError:
-                continue
-        raise LeaseHeld(self.get(mapping))
+
+        try:
+            return update_row(lambda: self.get(mapping), self.save, take, f"lease of {mapping}", attempts=5)
+        except Contention:
+            raise LeaseHeld(self.get(mapping)) from None
 
     def release(self, state: MappingState, keep_for_run_seconds: int | None = None) -> MappingState | None:
         """End a slice (keep the run's hold for ``keep_for_run_seconds``) or free the mapping (None).
@@ -104,34 +105,40 @@ class MappingStateStore:
         Re-reads the row (the slice may have moved watermarks meanwhile) and changes only the lease,
         and only while it is still ours.
         """
-        for _ in range(10):
-            current = self.get(state.mapping)
+        released: list[bool] = []
+
+        def free(current: MappingState) -> bool | None:
+            released.clear()
             if current.lease_run != state.lease_run or (
                 state.lease_holder and current.lease_holder not in (None, state.lease_holder)
             ):
-                return None
+                return False  # not ours any more
             current.lease_holder = None
             if keep_for_run_seconds is None:
                 current.lease_run = current.lease_expires = None
             else:
                 current.lease_expires = iso(now() + timedelta(seconds=keep_for_run_seconds))
-            try:
-                return self.save(current)
-            except ResourceModifiedError:
-                continue
-        return None
+            released.append(True)
+            return None
+
+        try:
+            saved = update_row(
+                lambda: self.get(state.mapping), self.save, free, f"lease of {state.mapping}", 10
+            )
+        except Contention:
+            return None
+        return saved if released else None
 
     def update(self, mapping: str, **changes: Any) -> MappingState:
-        """Read-modify-write with ETag retry (for flags and watermarks outside a lease)."""
-        for _ in range(10):
-            state = self.get(mapping)
+        """Read-modify-write under the ETag (for flags and watermarks outside a lease)."""
+
+        def apply(state: MappingState) -> None:
             for k, v in changes.items():
                 setattr(state, k, v)
-            try:
-                return self.save(state)
-            except ResourceModifiedError:
-                continue
-        raise RuntimeError(f"could not update state of {mapping}: too much contention")
+
+        saved = update_row(lambda: self.get(mapping), self.save, apply, f"state of {mapping}", attempts=10)
+        assert saved is not None  # get() never answers None: a missing row reads as a fresh state
+        return saved
 
     def all(self) -> list[MappingState]:
         return [

@@ -13,6 +13,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 
 from shared.model.status import RUN_ACTIVE, RUN_FINISHED, RunStatus
+from shared.store.etag import update_row
 from shared.store.tables import RUNS, Tables, iso, now, parse_iso
 
 PK = "run"
@@ -106,18 +107,8 @@ class RunStore:
         return run
 
     def update(self, run_id: str, mutate) -> Run | None:
-        """Apply ``mutate(run)`` with ETag retries; ``mutate`` returns False to leave the run unchanged."""
-        for _ in range(20):
-            run = self.get(run_id)
-            if run is None:
-                return None
-            if mutate(run) is False:
-                return run
-            try:
-                return self.save(run)
-            except ResourceModifiedError:
-                continue
-        raise RuntimeError(f"run {run_id}: too much contention")
+        """Apply ``mutate(run)`` under the run's ETag; ``mutate`` returns False to leave it unchanged."""
+        return update_row(lambda: self.get(run_id), self.save, mutate, f"run {run_id}")
 
     def list(self, limit: int = 20, continuation: str | None = None) -> tuple[list[Run], str | None]:
         pages = self.table.query_entities("PartitionKey eq 'run'", results_per_page=limit).by_page(

@@ -13,14 +13,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.core.exceptions import ResourceModifiedError
-
 from shared import telemetry, usage
 from shared.connectors.errors import NotConfigured
 from shared.mappings import Mapping
 from shared.model.status import JobStatus, Recommendation, Result, RunStatus
 from shared.store import sync_queue
 from shared.store.errors import SyncError
+from shared.store.etag import Superseded
 from shared.store.jobs import DONE, TERMINAL, Job
 from shared.store.mapping_state import LeaseHeld
 from shared.store.runs import ACTIVE, MappingLocked, Run, new_run_id
@@ -379,7 +378,7 @@ def _run_slice(
 
     def commit(j: Job):
         if j.seq != seq:
-            raise ResourceModifiedError("slice committed by another worker")
+            raise Superseded("slice committed by another worker")
         j.add(result.sync_pass, dict(result.counts))
         j.processed += result.processed
         j.errors += len(result.errors)
@@ -397,7 +396,7 @@ def _run_slice(
 
     try:
         ctx.jobs.update(run.run_id, name, commit)
-    except ResourceModifiedError:
+    except Superseded:
         return "dropped: slice committed by another worker", None
     telemetry.slice_finished(ctx, run, name, result, time.monotonic() - started)
     if result.done:
@@ -444,10 +443,10 @@ def _enqueue_ready(ctx, run_id: str) -> None:
             )
             continue
         if all(d.status in DONE for d in deps):
-            try:
-                job.status = JobStatus.PENDING
-                ctx.jobs.save(job)  # ETag: of two finishers, exactly one flips it and enqueues
-            except ResourceModifiedError:
+            job.status = JobStatus.PENDING
+            if not ctx.jobs.save_if_unchanged(
+                job
+            ):  # ETag: of two finishers, exactly one flips it and enqueues
                 continue
             sync_queue.send(sync_queue.message(run_id, job.mapping, job.seq))
 
