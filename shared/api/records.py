@@ -14,6 +14,7 @@ from shared.connectors.odata import canonical_guid, eq
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES, bc_fields
 from shared.model.status import RunStatus
+from shared.odata_filter import evaluate, parse
 from shared.store.couplings import Coupling
 from shared.store.errors import parse_error_id
 from shared.store.runs import Run, new_run_id
@@ -166,6 +167,11 @@ def couple(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[s
     crm_record = ctx.dataverse.get(m.crm_entity, crm_id)
     if crm_record is None:
         raise ApiError(404, "RecordNotFound", f"no {m.crm_entity} record {crm_id} in Dataverse", "crm_id")
+    # A coupling outside the table filters would never sync (its records are never read): refuse it.
+    for side, record, text in (("bc", bc_record, m.bc_filter), ("crm", crm_record, m.crm_filter)):
+        if not evaluate(parse(text), record):
+            message = f"{side} record is outside {m.name}'s table filter: {text}"
+            raise ApiError(400, "OutsideFilter", message, f"{side}_id")
     coupling = Coupling(
         m.name, bc_id, crm_id, bc_ref=bc_record.get(m.bc_ref_field) if m.bc_ref_field else None
     )
