@@ -25,7 +25,8 @@ from shared.store.mapping_state import LeaseHeld
 from shared.store.runs import ACTIVE, MappingLocked, Run, new_run_id
 from shared.store.tables import iso, now
 from shared.sync import probe
-from shared.sync.slices import JOB_MODE_KEYS, SliceRunner
+from shared.sync.cursor import Cursor
+from shared.sync.slices import SliceRunner
 
 NOT_DONE = (JobStatus.FAILED, JobStatus.CANCELLED)  # a dependency in these states fails its dependents
 
@@ -155,9 +156,7 @@ def _create_run(ctx, request: StartRequest, run_id: str, selected: list[Mapping]
 def _first_cursor(full: bool, recommendation: Recommendation | None) -> dict[str, Any]:
     if not full:
         return {}
-    if recommendation == Recommendation.COUPLE_RECORDS:
-        return {"full": True, "couple": True}
-    return {"full": True}
+    return Cursor(full=True, couple=recommendation == Recommendation.COUPLE_RECORDS).stored()
 
 
 def _not_configured(ctx, mappings: list[Mapping]) -> dict[str, str]:
@@ -383,7 +382,7 @@ def _run_slice(
         j.processed += result.processed
         j.errors += len(result.errors)
         j.add_usage(meter.counts())
-        j.cursor = {**result.cursor, **{k: j.cursor[k] for k in JOB_MODE_KEYS if k in j.cursor}}
+        j.cursor = result.cursor.stored()
         j.seq = seq + 1
         j.note(result.notes)
         if result.done:
@@ -404,7 +403,7 @@ def _run_slice(
         _after_job(ctx, run.run_id)
         return "job done", None
     ctx.states.release(lease, keep_for_run_seconds=ctx.settings.lease_seconds)
-    following = sync_queue.message(run.run_id, name, seq + 1, result.cursor.get("pass"))
+    following = sync_queue.message(run.run_id, name, seq + 1, result.cursor.sync_pass)
     if inline:
         sync_queue.send(following, delay_seconds=ctx.settings.slice_claim_seconds)
         return CONTINUED_INLINE, following

@@ -20,14 +20,11 @@ from shared.mappings import Mapping
 from shared.odata_filter import evaluate, parse
 from shared.store.errors import SyncError
 from shared.store.tables import iso, parse_iso
+from shared.sync.cursor import Cursor
 from shared.sync.records import PageSync
 from shared.sync.values import crm_select
 
 log = logging.getLogger("sync.slice")
-
-# Cursor keys set when the job is created and kept across its slices: a full sync; one started from
-# the review where both sides hold data (match-based coupling, creating only as the mapping allows).
-JOB_MODE_KEYS = ("full", "couple")
 
 
 @dataclass
@@ -36,7 +33,7 @@ class SliceResult:
     counts: Counter = field(default_factory=Counter)
     errors: list[SyncError] = field(default_factory=list)
     processed: int = 0
-    cursor: dict[str, Any] = field(default_factory=dict)
+    cursor: Cursor = field(default_factory=Cursor)
     done: bool = False
     notes: list[str] = field(default_factory=list)  # for the job's log (message)
 
@@ -51,12 +48,10 @@ class SliceRunner:
         self.run = run
         self.job = job
         self.m = mapping
-        self.full = run.kind == "full" or job.cursor.get("full", False)
+        self.cursor = Cursor.of(job.cursor)
+        self.full = run.kind == "full" or self.cursor.full
+        self.cursor.full = self.full
         self.page_size = ctx.settings.slice_max_records
-
-    def first_cursor(self) -> dict[str, Any]:
-        passes = self.m.passes()
-        return {"pass": passes[0], "phase": "main" if self.full else "retry", "link": None, "max_seen": None}
 
     def page_sync(self, sync_pass: str) -> PageSync:
         # A full sync creates for uncoupled records whatever the stored "Synch. Only Coupled Records"
@@ -70,25 +65,25 @@ class SliceRunner:
             create_uncoupled=create,
             dry_run=self.run.dry_run,
         )
-        if self.job.cursor.get("couple"):
+        if self.cursor.couple:
             page.create_unmatched = self.m.create_new_if_no_match
             page.sync_after_couple = self.m.sync_after_coupling
         return page
 
     def run_slice(self) -> SliceResult:
-        cursor = dict(self.job.cursor)
-        if "pass" not in cursor:
-            cursor.update(self.first_cursor())
-        sync_pass = cursor["pass"]
+        cursor = self.cursor
+        if cursor.sync_pass is None:
+            cursor = cursor.start(self.m.passes()[0])
+        sync_pass = cursor.sync_pass
         self.ctx.new_slice()
         page = self.page_sync(sync_pass)
         result = SliceResult(sync_pass)
-        if cursor["phase"] == "retry":
+        if cursor.phase == "retry":
             records = self._failed_records(sync_pass)
             if records:
                 page.run(records, force=True)
             result.processed = len(records)
-            cursor["phase"] = "main"
+            cursor.phase = "main"
         elif sync_pass == "to_crm":
             self._bc_page(page, cursor, result)
         else:
@@ -100,24 +95,20 @@ class SliceRunner:
             f"{n} record(s): {what} sent as the Dataverse minimum (as BC's integration does)"
             for what, n in sorted(page.result.notes.items())
         ]
-        if cursor.pop("note", None):
+        if cursor.tracking_restarted:
+            cursor.tracking_restarted = False
             result.notes.append(
                 "the stored change-tracking link was refused (expired after the organization's "
                 "ExpireChangeTrackingInDays): tracking restarted, changes since "
-                f"{cursor.get('gap_since') or 'the beginning'} synced by modifiedon"
+                f"{cursor.gap_since or 'the beginning'} synced by modifiedon"
             )
-        if cursor["phase"] == "main" and cursor.get("pass_done"):
+        if cursor.phase == "main" and cursor.pass_done:
             self._finish_pass(sync_pass, cursor)
             self.ctx.drop_matcher(self.m.name, sync_pass, self.run.run_id)
             passes = self.m.passes()
             i = passes.index(sync_pass)
             if i + 1 < len(passes):
-                cursor = {
-                    "pass": passes[i + 1],
-                    "phase": "main" if self.full else "retry",
-                    "link": None,
-                    "max_seen": None,
-                }
+                cursor = cursor.start(passes[i + 1])
             else:
                 result.done = True
         result.cursor = cursor
@@ -135,7 +126,7 @@ class SliceRunner:
         page = self.page_sync(sync_pass)
         return list(page.fetch_source(src_ids[: self.page_size]).values())
 
-    def _bc_page(self, page: PageSync, cursor: dict[str, Any], result: SliceResult) -> None:
+    def _bc_page(self, page: PageSync, cursor: Cursor, result: SliceResult) -> None:
         state = self.ctx.states.get(self.m.name)
         watermark = None if self.full or self.m.reads_all_records else state.bc_watermark
         # ge, not gt: BC stamps milliseconds, so a record sharing the watermark's millisecond is read again
@@ -145,20 +136,14 @@ class SliceRunner:
             self.m.bc_entity,
             filter=_and(self.m.bc_filter, since),
             page_size=self.page_size,
-            next_link=cursor.get("link"),
+            next_link=cursor.link,
         )
-        records = got.records
-        page.run(records)
-        result.processed = len(records)
-        seen = [r["lastModifiedDateTime"] for r in records if r.get("lastModifiedDateTime")]
-        if seen:
-            newest = max(seen, key=lambda v: parse_iso(v))
-            if not cursor.get("max_seen") or parse_iso(newest) > parse_iso(cursor["max_seen"]):
-                cursor["max_seen"] = newest
-        cursor["link"] = got.next_link
-        cursor["pass_done"] = got.next_link is None
+        page.run(got.records)
+        result.processed = len(got.records)
+        cursor.observe([r.get("lastModifiedDateTime") for r in got.records])
+        cursor.link, cursor.pass_done = got.next_link, got.next_link is None
 
-    def _changes(self, cursor: dict[str, Any], state) -> Any:
+    def _changes(self, cursor: Cursor, state) -> Any:
         """One page of Dataverse changes; None when the table is not change-tracked (use modifiedon).
 
         A stored delta link the service refuses — expired after ExpireChangeTrackingInDays (7 by
@@ -166,8 +151,8 @@ class SliceRunner:
         those modified since the last sync (the gap) are synced.
         """
         select = crm_select(self.m)
-        link = cursor.get("link") or (None if self.full else state.crm_delta_link)
-        stored = link is not None and not cursor.get("link")
+        link = cursor.link or (None if self.full else state.crm_delta_link)
+        stored = link is not None and not cursor.link
         try:
             return self.ctx.dataverse.get_changes(self.m.crm_entity, select=select, link=link)
         except ConnectorError as exc:
@@ -179,7 +164,8 @@ class SliceRunner:
             ):
                 log.warning("delta link of %s refused (%s): restarting change tracking", self.m.name, exc)
                 self.ctx.states.update(self.m.name, crm_delta_link=None)
-                cursor.update(mode="restart", gap_since=state.crm_watermark, note=True)
+                cursor.crm_mode, cursor.gap_since = "restart", state.crm_watermark
+                cursor.tracking_restarted = True
                 try:
                     return self.ctx.dataverse.get_changes(self.m.crm_entity, select=select, link=None)
                 except BadRequest:
@@ -191,26 +177,25 @@ class SliceRunner:
                 return None
             raise
 
-    def _crm_page(self, page: PageSync, cursor: dict[str, Any], result: SliceResult) -> None:
+    def _crm_page(self, page: PageSync, cursor: Cursor, result: SliceResult) -> None:
         state = self.ctx.states.get(self.m.name)
         flt = parse(self.m.crm_filter)
-        if cursor.get("mode") != "modifiedon":
+        if cursor.crm_mode != "modifiedon":
             got = self._changes(cursor, state)
             if got is None:
-                cursor["mode"] = "modifiedon"
+                cursor.crm_mode = "modifiedon"
             else:
                 records = [r for r in got.records if evaluate(flt, r)]
-                gap = parse_iso(cursor.get("gap_since"))
+                gap = parse_iso(cursor.gap_since)
                 if gap is not None:  # a restarted tracking reads everything: sync only the gap
                     records = [r for r in records if (parse_iso(r.get("modifiedon")) or gap) >= gap]
                 page.run(records)
                 if got.deleted_ids:
                     page.handle_source_deleted([i.lower() for i in got.deleted_ids])
                 result.processed = len(records) + len(got.deleted_ids)
-                self._observe(cursor, got.records)
-                cursor["link"] = got.next_link
-                cursor["delta_link"] = got.delta_link
-                cursor["pass_done"] = got.next_link is None
+                cursor.observe([r.get("modifiedon") for r in got.records])
+                cursor.link, cursor.pass_done = got.next_link, got.next_link is None
+                cursor.delta_link = got.delta_link
                 return
         watermark = None if self.full else state.crm_watermark
         since = odata.since("modifiedon", watermark) if watermark else None
@@ -219,30 +204,21 @@ class SliceRunner:
             select=crm_select(self.m),
             filter=_and(self.m.crm_filter, since),
             page_size=self.page_size,
-            next_link=cursor.get("link")
-            if cursor.get("mode") == "modifiedon" and cursor.get("link")
-            else None,
+            next_link=cursor.link if cursor.crm_mode == "modifiedon" else None,
         )
         page.run(got.records)
         result.processed = len(got.records)
-        self._observe(cursor, got.records)
-        cursor["link"] = got.next_link
-        cursor["pass_done"] = got.next_link is None
+        cursor.observe([r.get("modifiedon") for r in got.records])
+        cursor.link, cursor.pass_done = got.next_link, got.next_link is None
 
-    @staticmethod
-    def _observe(cursor: dict[str, Any], records: list[dict[str, Any]]) -> None:
-        seen = [r["modifiedon"] for r in records if r.get("modifiedon")]
-        if seen:
-            cursor["max_seen"] = max([*seen, cursor.get("max_seen") or seen[0]], key=lambda v: parse_iso(v))
-
-    def _finish_pass(self, sync_pass: str, cursor: dict[str, Any]) -> None:
+    def _finish_pass(self, sync_pass: str, cursor: Cursor) -> None:
         """Move the watermark / delta link forward: every write of the pass is committed by now."""
         if self.run.dry_run:
             return
         started = parse_iso(self.job.started_at)
         changes: dict[str, Any] = {}
         if sync_pass == "to_crm":
-            seen = parse_iso(cursor.get("max_seen"))
+            seen = parse_iso(cursor.max_seen)
             if self.m.reads_all_records:  # every record was read: what changes after the start is new
                 changes["bc_watermark"] = iso(started)
             elif seen is not None or self.full:
@@ -250,10 +226,10 @@ class SliceRunner:
                 changes["bc_watermark"] = iso(min(candidates))
         else:
             # Kept with a delta link too: it is where a refused delta link's gap starts.
-            seen = parse_iso(cursor.get("max_seen"))
+            seen = parse_iso(cursor.max_seen)
             if seen is not None or self.full:
                 changes["crm_watermark"] = iso(min(t for t in (started, seen) if t is not None))
-            if cursor.get("mode") != "modifiedon" and cursor.get("delta_link"):
-                changes["crm_delta_link"] = cursor["delta_link"]
+            if cursor.crm_mode != "modifiedon" and cursor.delta_link:
+                changes["crm_delta_link"] = cursor.delta_link
         if changes:
             self.ctx.states.update(self.m.name, **changes)
