@@ -180,11 +180,22 @@ class Dataverse(Emulator):
             )
             self.columns[s] = json_columns(sorted(fields | {t.key}), t.key)
         self.app_users: dict[str, str] = {}
+        # Local option sets of every choice column: (table, attribute) -> options; InsertOptionValue adds.
+        self.options: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.reset()
 
     def reset(self) -> None:
         self.store.reset()
         self.app_users = {}
+        self.options = {
+            (t.logical_name, name): [
+                {"Value": int(v), "Label": label, "ExternalValue": None}
+                for v, label in zip(p.enum or (), _labels(t, name), strict=False)
+            ]
+            for t in TABLES.values()
+            for name, p in t.properties.items()
+            if p.type == "Picklist"
+        }
         self.limits.reset()
         base = {
             "isocurrencycode": "USD",
@@ -275,7 +286,13 @@ class Dataverse(Emulator):
                 raise DataverseError(
                     400, BAD, f"Cannot convert the literal '{value}' to 'Edm.Int32' ({name})."
                 )
-            if prop.enum and str(int(value)) not in prop.enum:
+            options = self.options.get((table, name)) if kind == "Picklist" else None
+            if options is not None:
+                if int(value) not in {o["Value"] for o in options}:
+                    raise self._invalid(
+                        f"{value} is not a valid value for {name} on record of type '{table}'."
+                    )
+            elif prop.enum and str(int(value)) not in prop.enum:
                 raise self._invalid(f"{value} is not a valid value for {name} on record of type '{table}'.")
             low, high = prop.minimum, prop.maximum
             if (low is not None and value < low) or (high is not None and value > high):
@@ -560,11 +577,115 @@ class Dataverse(Emulator):
             }
         return out
 
+    # --- option sets (metadata) -------------------------------------------------------------------------
+    @staticmethod
+    def _label(text: str) -> dict[str, Any]:
+        """A Label complex type (one language, 1033), as the metadata API returns it."""
+        localized = {"Label": text, "LanguageCode": 1033, "IsManaged": False, "MetadataId": None,
+                     "HasChanged": None}  # fmt: skip
+        return {"LocalizedLabels": [localized], "UserLocalizedLabel": localized}
+
+    def picklist(self, org: str, table: str, name: str, expand: str) -> Response:
+        """EntityDefinitions(LogicalName=..)/Attributes(LogicalName=..)/Microsoft.Dynamics.CRM.
+        PicklistAttributeMetadata, with ``$expand=OptionSet`` its options (query-metadata-web-api)."""
+        entity_set = BY_LOGICAL[table]
+        prop = self.sets[entity_set].properties.get(name)
+        if prop is None:
+            return self.error(404, NOT_FOUND, f"Could not find attribute '{name}' on entity '{table}'.")
+        if prop.type != "Picklist":
+            return self.error(400, BAD, f"The attribute '{name}' is not of type 'PicklistAttributeMetadata'.")
+        body = {
+            "@odata.context": f"{org}/api/data/v9.2/$metadata#EntityDefinitions('{table}')/Attributes/"
+            "Microsoft.Dynamics.CRM.PicklistAttributeMetadata/$entity",
+            **{k: v for k, v in self.attribute(entity_set, name, prop).items() if k != "OptionSet"},
+        }
+        if expand.split("(")[0] == "OptionSet":
+            body["OptionSet"] = {
+                "MetadataId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"optionset/{table}/{name}")),
+                "IsGlobal": False,
+                "OptionSetType": "Picklist",
+                "Options": [
+                    {
+                        "Value": o["Value"],
+                        "Color": None,
+                        "IsManaged": False,
+                        "ExternalValue": o["ExternalValue"],
+                        "ParentValues": [],
+                        "MetadataId": None,
+                        "HasChanged": None,
+                        "Label": self._label(o["Label"]),
+                        "Description": self._label(""),
+                    }
+                    for o in self.options[(table, name)]
+                ],
+            }
+        return JSONResponse(body)
+
+    async def option_action(self, request: Request, action: str) -> Response:
+        """InsertOptionValue / UpdateOptionValue on a local option set (Web API action reference pages)."""
+        if request.method != "POST":
+            return self.error(405, BAD, "Method not allowed for this resource.")
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return self.error(400, BAD, "The request body is not valid JSON.")
+        table, name = body.get("EntityLogicalName"), body.get("AttributeLogicalName")
+        if not isinstance(body, dict) or not table or not name:
+            return self.error(
+                400, BAD, "EntityLogicalName and AttributeLogicalName are required for a local option set."
+            )
+        with self.lock:
+            options = self.options.get((table, name))
+            if options is None:
+                return self.error(404, NOT_FOUND, f"Could not find a local option set for {table}.{name}.")
+            labels = (body.get("Label") or {}).get("LocalizedLabels") or []
+            text = next((str(x.get("Label")) for x in labels if x.get("Label")), "")
+            value = body.get("Value")
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                return self.error(400, BAD, f"Cannot convert the literal '{value}' to 'Edm.Int32' (Value).")
+            if action == "UpdateOptionValue":
+                if "MergeLabels" not in body:
+                    return self.error(400, BAD, "The parameter 'MergeLabels' is required.")
+                option = next((o for o in options if o["Value"] == value), None)
+                if option is None:
+                    return self.error(
+                        404, NOT_FOUND, f"The option value {value} was not found in {table}.{name}."
+                    )
+                if text:
+                    option["Label"] = text
+                return Response(status_code=204)
+            if not text:
+                return self.error(400, BAD, "The Label parameter is required to insert an option.")
+            taken = {o["Value"] for o in options}
+            if value is None:
+                value = max([v for v in taken if v >= 100_000_000] or [99_999_999]) + 1
+            elif value in taken:
+                # Refused as Dataverse refuses a value in use (the error code is not documented).
+                return self.error(
+                    400, INVALID, f"The value {value} is already used by an option of {table}.{name}."
+                )
+            options.append({"Value": value, "Label": text, "ExternalValue": body.get("ExternalValue")})
+        context = (
+            f"{self.origin(request)}/api/data/v9.2/$metadata#Microsoft.Dynamics.CRM.InsertOptionValueResponse"
+        )
+        return JSONResponse({"@odata.context": context, "NewOptionValue": value})
+
     def definitions(self, request: Request, target: str) -> Response:
         org = self.origin(request)
         params = request.query_params
         select = [s for s in params.get("$select", "").split(",") if s]
         expand = params.get("$expand", "")
+        picklist = re.fullmatch(
+            r"EntityDefinitions\(LogicalName='(\w+)'\)/Attributes\(LogicalName='(\w+)'\)"
+            r"/Microsoft\.Dynamics\.CRM\.PicklistAttributeMetadata",
+            target,
+        )
+        if picklist:
+            if picklist.group(1) not in BY_LOGICAL:
+                return self.error(
+                    404, NOT_FOUND, f"Could not find an entity with LogicalName = '{picklist.group(1)}'."
+                )
+            return self.picklist(org, picklist.group(1), picklist.group(2), expand)
         match = re.fullmatch(r"EntityDefinitions(?:\(LogicalName='(\w+)'\))?(/Attributes)?", target)
         if not match:
             return self.error(404, BAD, f"Resource not found for the segment '{target}'.")
@@ -590,6 +711,8 @@ class Dataverse(Emulator):
         target = request.path_params["target"]
         if target.startswith("EntityDefinitions"):
             return self.definitions(request, target)
+        if target in ("InsertOptionValue", "UpdateOptionValue"):
+            return await self.option_action(request, target)
         match = re.fullmatch(r"([a-z]+)(\([^)]*\))?(/Microsoft\.Dynamics\.CRM\.(\w+))?", target)
         if not match or match.group(1) not in self.sets:
             return self.error(

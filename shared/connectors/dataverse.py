@@ -22,6 +22,7 @@ from shared.connectors.auth import TokenProvider
 from shared.connectors.errors import ConnectorError, Duplicate, NotFound, PreconditionFailed
 from shared.connectors.http import Connector, ServiceClient
 from shared.connectors.odata import guid, query_params
+from shared.connectors.option_sets import OptionSets, is_option_set
 from shared.contracts import dataverse_tables
 from shared.settings import Settings, get_settings
 
@@ -81,6 +82,7 @@ class DataverseClient(Connector):
             transport=transport,
         )
         self._whoami: str | None = None
+        self.option_sets = OptionSets(self)  # option mappings: an option set read as an entity set
 
     # --- reads ------------------------------------------------------------------------------------
     def get_page(
@@ -93,6 +95,8 @@ class DataverseClient(Connector):
         page_size: int | None = None,
         next_link: str | None = None,
     ) -> Page:
+        if is_option_set(entity_set):
+            return Page(self.option_sets.page(entity_set, filter))
         size = min(page_size or self.settings.dataverse_page_size, 5000)
         headers = {"Prefer": f"odata.maxpagesize={size}"}
         if next_link:
@@ -115,6 +119,8 @@ class DataverseClient(Connector):
 
         Raises BadRequest when change tracking is not enabled for the table.
         """
+        if is_option_set(entity_set):  # metadata has no change tracking: every option, every time
+            return ChangesPage(self.option_sets.page(entity_set))
         size = min(self.settings.dataverse_page_size, 5000)
         headers = {"Prefer": f"odata.track-changes,odata.maxpagesize={size}"}
         if link:
@@ -173,6 +179,8 @@ class DataverseClient(Connector):
         return answers
 
     def get(self, entity_set: str, id: str, select: list[str] | None = None) -> dict[str, Any] | None:
+        if is_option_set(entity_set):
+            return self.option_sets.get(entity_set, id)
         params = {"$select": ",".join(select)} if select else None
         try:
             return self.http.request("GET", self._key_url(entity_set, id), kind="read", params=params).json()
@@ -220,6 +228,8 @@ class DataverseClient(Connector):
 
     # --- bulk writes ---------------------------------------------------------------------------------
     def _bulk(self, action: str, entity_set: str, logical_name: str, records: list[dict[str, Any]]):
+        if is_option_set(entity_set):
+            return self.option_sets.write(action, entity_set, records)
         table = dataverse_tables().get(entity_set)
         if table is not None and not table.supports(action):
             return self._one_by_one(action, entity_set, f"{logical_name}id", records)

@@ -1,4 +1,8 @@
-"""The seven default integration table mappings, as declarative data (after BC's CDS Setup Defaults)."""
+"""The default integration table mappings, as declarative data, after BC's codeunit "CDS Setup Defaults"
+(codeunit 7204, public in StefanMaron/MSDyn365BC.Code.History and microsoft/BCApps), field
+by field wherever API v2.0 (or the project's API page) exposes the BC field. BC fields the API does not
+expose are left out: the customer's Fax No. and Primary Contact No., the contact's Fax No., Pager, Currency
+Code and Salesperson Code, the item's Unit Volume, Gross Weight and vendor fields."""
 
 from __future__ import annotations
 
@@ -57,13 +61,37 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
             _f("displayName", "description", TO),
         ],
     },
+    # Option mappings (BC's "CRM Option Mapping"): BC codes <-> options of an account choice column, read
+    # and created through the attribute's metadata (shared/connectors/option_sets.py). BC sends its codes
+    # (ResetPaymentTermsMapping: ToIntegrationTable); BC's shipment methods come from Dataverse
+    # (ResetShipmentMethodMapping: FromIntegrationTable), here they go to Dataverse as well: a BC shipment
+    # method code is the master list, and Dataverse labels such as "No Charge" are not BC codes.
+    {
+        "name": "PAYMENT TERMS",
+        "bc_entity": "paymentTerms",
+        "crm_entity": "accounts.paymenttermscode",
+        "direction": TO,
+        "create_new_if_no_match": True,
+        "bc_ref_field": "code",
+        "fields": [_f("code", "label", TO, match_priority=1)],
+    },
+    {
+        "name": "SHIPMENT METHOD",
+        "bc_entity": "shipmentMethods",
+        "crm_entity": "accounts.address1_freighttermscode",
+        "direction": TO,
+        "create_new_if_no_match": True,
+        "bc_ref_field": "code",
+        "fields": [_f("code", "label", TO, match_priority=1)],
+    },
     {
         "name": "CUSTOMER",
         "bc_entity": "customers",
         "crm_entity": "accounts",
         "direction": BOTH,
-        "depends_on": ["CURRENCY", "SALESPEOPLE"],
-        "bc_filter": "blocked ne 'All'",
+        "depends_on": ["CURRENCY", "SALESPEOPLE", "PAYMENT TERMS", "SHIPMENT METHOD"],
+        # BC's table filter: Blocked = ' ' (a customer blocked for shipping or invoicing stays out too).
+        "bc_filter": "blocked eq ' '",
         "crm_filter": "statecode eq 0 and customertypecode eq 3",
         "bc_ref_field": "number",
         "fields": [
@@ -80,14 +108,25 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
             _f("website", "websiteurl"),
             _f("creditLimit", "creditlimit", TO),
             _f("currencyId", "transactioncurrencyid", TO, lookup="CURRENCY", clear_on_fail=True),
+            # Toward Dataverse only, and never emptied (BC: ToIntegrationTable, "Not Null").
             _f(
                 "salespersonCode",
                 "ownerid",
+                TO,
                 lookup="SALESPEOPLE",
                 bc_lookup_key="code",
                 clear_on_fail=True,
                 keep_if_empty=True,
             ),  # fmt: skip
+            # Both ways as BC's Payment Terms Code / Shipment Method Code; an option without a coupled BC
+            # code fails the record (BC does not clear these on a failed sync).
+            _f("paymentTermsId", "paymenttermscode", lookup="PAYMENT TERMS", transform="option_value"),
+            _f(
+                "shipmentMethodId",
+                "address1_freighttermscode",
+                lookup="SHIPMENT METHOD",
+                transform="option_value",
+            ),
             _f(None, "customertypecode", TO, constant=3),
             _f("type", None, FROM, constant="Company"),
         ],
@@ -114,6 +153,12 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
                 bc_lookup_key="companyContact",
                 match_priority=2,
             ),
+            _f("addressLine1", "address1_line1"),
+            _f("addressLine2", "address1_line2"),
+            _f("city", "address1_city"),
+            _f("state", "address1_stateorprovince"),
+            _f("country", "address1_country"),
+            _f("postalCode", "address1_postalcode"),
             _f("phoneNumber", "telephone1"),
             _f("mobilePhoneNumber", "mobilephone"),
             _f("jobTitle", "jobtitle"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.connectors.option_sets import KEY as OPTION_KEY
+from shared.connectors.option_sets import OPTION_SETS
 from shared.contracts import bc_entities, dataverse_tables
 
 BC_COMMON = ("id", "lastModifiedDateTime")
@@ -52,6 +54,9 @@ def _crm_entities() -> dict[str, CrmEntity]:
             else:
                 fields.append(name)
         out[entity_set] = CrmEntity(entity_set, table.logical_name, tuple(fields), lookups)
+    # Option sets read as entity sets (shared/connectors/option_sets.py): records {optionid, value, label}.
+    for name in OPTION_SETS:
+        out[name] = CrmEntity(name, OPTION_KEY.removesuffix("id"), ("value", "label"))
     return out
 
 

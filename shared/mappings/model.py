@@ -19,8 +19,16 @@ Pass = Literal["to_crm", "from_crm"]
 # base_uom      the base unit (uom) of the unit group the lookup resolved to
 # product_state BC blocked -> product statecode/statuscode (Active, or Retired); written after a create
 # new_code      a code derived from the source value, sent only when the BC record is created
+# option_value  a lookup through an option mapping: the coupled option's value of a choice column
 Transform = Literal[
-    "person_name", "exchange_rate", "or_code", "decimal_places", "base_uom", "product_state", "new_code"
+    "person_name",
+    "exchange_rate",
+    "or_code",
+    "decimal_places",
+    "base_uom",
+    "product_state",
+    "new_code",
+    "option_value",
 ]
 
 
@@ -106,6 +114,11 @@ class Mapping(BaseModel):
 
     def lookups(self) -> list[FieldMapping]:
         return [f for f in self.fields if f.lookup]
+
+    @property
+    def is_option_mapping(self) -> bool:
+        """The CRM side is a table's option set (BC's option mappings, "CRM Option Mapping")."""
+        return "." in self.crm_entity
 
     @property
     def reads_all_records(self) -> bool:

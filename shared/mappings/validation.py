@@ -65,9 +65,11 @@ def _check_one(m: Mapping, names: dict[str, Mapping]) -> None:
             related = names.get(f.lookup)
             if related is None:
                 fail(f"{where}: lookup to missing mapping {f.lookup!r}", f"{where}.lookup")
-            if f.crm not in crm.lookups:
+            if f.transform == "option_value":
+                _check_option_lookup(m, f, related, where, fail)
+            elif f.crm not in crm.lookups:
                 fail(f"{where}: {f.crm!r} is not a lookup field of {m.crm_entity}", f"{where}.crm")
-            target = crm.lookups[f.crm][1]
+            target = crm.lookups[f.crm][1] if f.transform != "option_value" else related.crm_entity
             if target != related.crm_entity and not (f.transform == "base_uom" and target == "uoms"):
                 fail(f"{where}: {f.crm!r} points at {target}, not at {related.crm_entity}", f"{where}.lookup")
             keys = ["id", related.bc_ref_field]
@@ -89,7 +91,8 @@ COMPANY_CONTACT = "companyContact"  # the BC value is the number of the customer
 def _check_writable(m: Mapping, f, where: str, fail) -> None:
     """A field that flows must land on a property the destination lets clients write."""
     if m.allows("to_crm") and f.flows("to_crm") and f.crm and f.transform != "person_name":
-        prop = dataverse_tables()[m.crm_entity].properties.get(f.crm)
+        table = dataverse_tables().get(m.crm_entity)
+        prop = table.properties.get(f.crm) if table is not None else None
         if prop is not None and prop.read_only:
             fail(f"{where}: {f.crm!r} is read-only in Dataverse", f"{where}.crm")
     if m.allows("from_crm") and f.flows("from_crm") and f.bc and f.transform != "new_code":
@@ -103,7 +106,8 @@ TO_CRM_ONLY = ("exchange_rate", "or_code", "decimal_places", "base_uom", "produc
 
 def _check_transform(m: Mapping, f, where: str, fail) -> None:
     t, field = f.transform, f"{where}.transform"
-    crm_props = dataverse_tables()[m.crm_entity].properties
+    table = dataverse_tables().get(m.crm_entity)
+    crm_props = table.properties if table is not None else {}
     if t == "person_name" and not (f.crm == "fullname" and {"firstname", "lastname"} <= set(crm_props)):
         fail(f"{where}: person_name maps a BC name to fullname of a table with firstname/lastname", field)
     if t in TO_CRM_ONLY and f.flows("from_crm"):
@@ -114,8 +118,23 @@ def _check_transform(m: Mapping, f, where: str, fail) -> None:
         fail(f"{where}: base_uom resolves a unit group lookup into defaultuomid", field)
     if t == "product_state" and f.crm != "statecode":
         fail(f"{where}: product_state writes statecode", field)
+    if t == "option_value" and not f.lookup:
+        fail(f"{where}: option_value translates through an option mapping (set lookup)", field)
     if t == "new_code" and (f.flows("to_crm") or not f.bc or f.match_priority is not None):
         fail(f"{where}: new_code makes a BC code from a CRM value (direction FromIntegrationTable)", field)
+
+
+def _check_option_lookup(m: Mapping, f, related: Mapping, where: str, fail) -> None:
+    """An option field names a choice column whose option set is the related (option) mapping's table."""
+    table = dataverse_tables().get(m.crm_entity)
+    prop = table.properties.get(f.crm or "") if table is not None else None
+    if prop is None or prop.type != "Picklist":
+        fail(f"{where}: option_value needs a choice (Picklist) column of {m.crm_entity}", f"{where}.crm")
+    if related.crm_entity != f"{m.crm_entity}.{f.crm}":
+        fail(
+            f"{where}: {f.crm!r} takes options of {m.crm_entity}.{f.crm}, not of {related.crm_entity}",
+            f"{where}.lookup",
+        )
 
 
 def transitive_dependencies(name: str, names: dict[str, Mapping]) -> set[str]:

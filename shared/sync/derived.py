@@ -15,6 +15,9 @@
 - countries: BC ``country`` is a Country/Region code (Code[10], related table); a Dataverse country is
   free text, accepted as a code or as a country's name.
 - salesperson codes: a BC salesperson needs a code (no number series); one is made from the initials.
+- options: a choice column (an account's payment terms) holds an option's value; the option mappings
+  couple BC records with options (shared/connectors/option_sets.py), so a value is translated through the
+  option's record id.
 
 Reference data is read once per process and read again, at most once per slice, when a value is missing
 (a related record may have been created a moment ago).
@@ -204,6 +207,31 @@ class Derived:
     def base_uom(self, schedule_id: str) -> str | None:
         key = str(schedule_id).lower()
         return self._find("base_uoms", self._load_base_uoms, lambda ix: ix.get(key))
+
+    # --- options of choice columns ----------------------------------------------------------------------
+    def _load_options(self, option_set: str):
+        def load() -> tuple[dict[str, int], dict[int, tuple[str, str]]]:
+            rows = self.ctx.dataverse.option_sets.options(option_set)
+            return {r["optionid"]: r["value"] for r in rows}, {
+                r["value"]: (r["optionid"], r["label"]) for r in rows
+            }
+
+        return load
+
+    def option_value(self, option_set: str, option_id: str) -> int | None:
+        """The value of the option with this record id, None when the option set has no such option."""
+        key = str(option_id).lower()
+        return self._find(f"options:{option_set}", self._load_options(option_set), lambda ix: ix[0].get(key))
+
+    def option(self, option_set: str, value: Any) -> tuple[str, str] | None:
+        """(record id, label) of the option with this value, None when the option set has no such value."""
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            return None
+        return self._find(
+            f"options:{option_set}", self._load_options(option_set), lambda ix: ix[1].get(number)
+        )
 
     # --- countries ------------------------------------------------------------------------------------
     def _load_countries(self) -> dict[str, str]:

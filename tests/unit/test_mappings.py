@@ -25,6 +25,8 @@ EXPECTED_ORDER = [
     "CURRENCY",
     "SALESPEOPLE",
     "UNIT OF MEASURE",
+    "PAYMENT TERMS",
+    "SHIPMENT METHOD",
     "CUSTOMER",
     "CONTACT",
     "RESOURCE-PRODUCT",
@@ -71,7 +73,9 @@ def test_default_dependencies_per_design() -> None:
         "CURRENCY": set(),
         "SALESPEOPLE": set(),
         "UNIT OF MEASURE": set(),
-        "CUSTOMER": {"CURRENCY", "SALESPEOPLE"},
+        "PAYMENT TERMS": set(),
+        "SHIPMENT METHOD": set(),
+        "CUSTOMER": {"CURRENCY", "SALESPEOPLE", "PAYMENT TERMS", "SHIPMENT METHOD"},
         "CONTACT": {"CUSTOMER"},
         "RESOURCE-PRODUCT": {"UNIT OF MEASURE"},
         "ITEM-PRODUCT": {"UNIT OF MEASURE"},
@@ -81,6 +85,8 @@ def test_default_dependencies_per_design() -> None:
         "CURRENCY": "ToIntegrationTable",
         "SALESPEOPLE": "FromIntegrationTable",
         "UNIT OF MEASURE": "ToIntegrationTable",
+        "PAYMENT TERMS": "ToIntegrationTable",
+        "SHIPMENT METHOD": "ToIntegrationTable",
         "CUSTOMER": "Bidirectional",
         "CONTACT": "Bidirectional",
         "RESOURCE-PRODUCT": "ToIntegrationTable",
@@ -444,3 +450,74 @@ def test_company_contact_lookup_key_only_for_customers() -> None:
     currency["bc_lookup_key"] = "companyContact"  # a currency has no company contact
     with pytest.raises(MappingError, match="bc_lookup_key"):
         validate_mappings(build(data))
+
+
+# --- BC's defaults (CDS Setup Defaults) and option mappings ---------------------------------------------
+
+
+def _field(mapping: str, crm: str) -> FieldMapping:
+    return next(f for f in by_name(mapping).fields if f.crm == crm)
+
+
+def test_customer_defaults_follow_bc() -> None:
+    customer = by_name("CUSTOMER")
+    assert customer.bc_filter == "blocked eq ' '"
+    owner = _field("CUSTOMER", "ownerid")
+    assert owner.direction == "ToIntegrationTable" and owner.keep_if_empty
+    for crm, lookup in (
+        ("paymenttermscode", "PAYMENT TERMS"),
+        ("address1_freighttermscode", "SHIPMENT METHOD"),
+    ):
+        f = _field("CUSTOMER", crm)
+        assert (f.lookup, f.transform, f.direction, f.clear_on_fail) == (
+            lookup,
+            "option_value",
+            "Bidirectional",
+            False,
+        )
+    contact = {f.crm for f in by_name("CONTACT").fields}
+    assert {"address1_line1", "address1_line2", "address1_city", "address1_stateorprovince"} <= contact
+    assert {"address1_country", "address1_postalcode"} <= contact
+    assert _field("ITEM-PRODUCT", "currentcost").bc == "unitCost"
+
+
+def test_option_mappings_are_entity_sets_of_options() -> None:
+    for name, entity in (
+        ("PAYMENT TERMS", "paymenttermscode"),
+        ("SHIPMENT METHOD", "address1_freighttermscode"),
+    ):
+        m = by_name(name)
+        assert m.is_option_mapping and m.crm_entity == f"accounts.{entity}"
+        assert CRM_ENTITIES[m.crm_entity].key == "optionid"
+        assert [(f.bc, f.crm, f.match_priority) for f in m.fields] == [("code", "label", 1)]
+    assert not by_name("CUSTOMER").is_option_mapping
+
+
+def _customer_field(data, crm: str) -> dict[str, Any]:
+    customer = next(m for m in data if m["name"] == "CUSTOMER")
+    return next(f for f in customer["fields"] if f["crm"] == crm)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"crm": "name"}, "choice (Picklist) column"),
+        ({"lookup": "SHIPMENT METHOD"}, "takes options of accounts.paymenttermscode"),
+        ({"lookup": None}, "option_value translates through an option mapping"),
+    ],
+)
+def test_option_value_fields_are_checked(change: dict[str, Any], message: str) -> None:
+    data = defaults_raw()
+    _customer_field(data, "paymenttermscode").update(change)
+    with pytest.raises(MappingError) as err:
+        validate_mappings(build(data))
+    assert message in str(err.value), err.value
+    assert err.value.mapping == "CUSTOMER"
+
+
+def test_option_lookup_needs_the_option_mapping_as_dependency() -> None:
+    data, customer = raw("CUSTOMER")
+    customer["depends_on"] = ["CURRENCY", "SALESPEOPLE", "SHIPMENT METHOD"]
+    with pytest.raises(MappingError) as err:
+        validate_mappings(build(data))
+    assert "PAYMENT TERMS" in str(err.value) and err.value.field == "depends_on"
