@@ -135,6 +135,9 @@ class PageSync:
     def dst_id(self, record: dict[str, Any]) -> str:
         return (record["id"] if self.dst == "bc" else record[self.crm_entity.key]).lower()
 
+    def coupling_src(self, c: Coupling) -> str:
+        return c.bc_id if self.src == "bc" else c.crm_id
+
     def coupling_dst(self, c: Coupling) -> str:
         return c.crm_id if self.dst == "crm" else c.bc_id
 
@@ -610,6 +613,10 @@ class PageSync:
         new: list[tuple[dict[str, Any], dict[str, Any], Coupling]] = []
         for record, target in pairs:
             sid, did = self.src_id(record), self.dst_id(target)
+            holder = taken.get(did)
+            if holder is not None and self.coupling_src(holder) == sid:  # coupled so a moment ago
+                self.done(sid, Result.UNCHANGED, did, "coupled concurrently")
+                continue
             if did in taken or matcher.claim(did) is False:
                 self.fail(sid, did, "match is already coupled to another record", "AlreadyCoupled")
                 continue
@@ -835,12 +842,17 @@ class PageSync:
     def _store_new_couplings(self, couplings: list[Coupling], sources: list[str]) -> set[str]:
         """Store the couplings of new records; the BC ids of those stored (won) are returned."""
         created = self.ctx.couplings.create_many(couplings)
+        lost = [c.bc_id for c, ok in zip(couplings, created, strict=True) if not ok]
+        winners = self.ctx.couplings.by_bc(self.m.name, lost) if lost else {}
         won = set()
         for c, sid, ok in zip(couplings, sources, created, strict=True):
             did = c.crm_id if self.dst == "crm" else c.bc_id
             if ok:
                 won.add(c.bc_id)
-                self.done(sid, "inserted", did)
+                self.done(sid, Result.INSERTED, did)
+            elif (w := winners.get(c.bc_id)) is not None and w.crm_id == c.crm_id:
+                # A concurrent action (a record action, another worker) created and coupled the same pair.
+                self.done(sid, Result.UNCHANGED, did, "created and coupled concurrently")
             else:
                 self.fail(sid, did, "created, but the record was coupled concurrently", "AlreadyCoupled")
         return won
