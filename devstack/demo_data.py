@@ -35,6 +35,15 @@ CURRENCIES = [
     ("CHF", "Swiss franc", "Fr."),
     ("JPY", "Yen", "¥"),
 ]
+# "NET 30" / "FOB" match Dataverse's own options "Net 30" / "FOB" (coupled by label); the rest become new
+# options of the account's payment terms / freight terms.
+PAYMENT_TERMS = [
+    ("NET 30", "Net 30 days", "30D"),
+    ("14 DAYS", "Net 14 days", "14D"),
+    ("COD", "Cash on delivery", "0D"),
+    ("1M(8D)", "1 Month/2% 8 days", "1M"),
+]
+SHIPMENT_METHODS = [("FOB", "Free on board"), ("EXW", "Ex works"), ("PICKUP", "Pickup at location")]
 UNITS = [
     ("PCS", "Piece"),
     ("BOX", "Box"),
@@ -227,6 +236,13 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
         }
         for i, (f, ln) in enumerate(people[:10])
     ]
+    bc["paymentTerms"] = [
+        {"id": _id(seed, "terms", i), "code": c, "displayName": n, "dueDateCalculation": due}
+        for i, (c, n, due) in enumerate(PAYMENT_TERMS)
+    ]
+    bc["shipmentMethods"] = [
+        {"id": _id(seed, "ship", i), "code": c, "displayName": n} for i, (c, n) in enumerate(SHIPMENT_METHODS)
+    ]
     dv["systemusers"] = [
         {
             "systemuserid": _id(seed, "user", i),
@@ -266,6 +282,8 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
                 "salespersonCode": codes[n % 10] if n % 4 else "",
                 "creditLimit": float((n % 20) * 1000),
                 "currencyId": currency["id"] if currency else None,
+                "paymentTermsId": bc["paymentTerms"][n % 4]["id"] if n % 5 else None,
+                "shipmentMethodId": bc["shipmentMethods"][n % 3]["id"] if n % 2 == 0 else None,
                 "blocked": blocked,
                 "companyContact": {"id": _id(seed, "custcont", n), "number": f"CC{n:07d}"},
             }
@@ -294,6 +312,7 @@ def build(records: int = 1000, seed: int = 7) -> dict[str, Any]:
             "address1_country": CITIES[n % 8][1],
             "websiteurl": f"www.{_slug(name)}.example",
             "customertypecode": 11 if n % 50 == 49 else 3,
+            **({"paymenttermscode": 1, "address1_freighttermscode": 1} if n % 4 == 0 else {}),  # Net 30, FOB
             "statecode": 1 if inactive else 0,
             "statuscode": 2 if inactive else 1,
         }
