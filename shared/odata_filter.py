@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from shared.errors import InvalidInput
+
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
 MAX_DEPTH = 32  # nested parentheses, ``not`` and function calls; deeper input is refused, not recursed into
 FUNCTIONS = {"contains": 2, "startswith": 2, "endswith": 2, "tolower": 1, "toupper": 1}
@@ -34,7 +36,7 @@ _TOKEN = re.compile(
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-class FilterError(ValueError):
+class FilterError(InvalidInput):
     """The filter text is not a supported OData filter (message says where)."""
 
 

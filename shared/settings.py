@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
+from shared.errors import SyncServiceError
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -176,7 +178,7 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 
 
-class SettingsError(RuntimeError):
+class SettingsError(SyncServiceError, RuntimeError):
     """A required setting is missing or has an invalid value."""
 
 

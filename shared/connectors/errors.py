@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.errors import SyncServiceError
 
-class ConnectorError(Exception):
+
+class ConnectorError(SyncServiceError):
     def __init__(self, service: str, status: int | None, code: str | None, message: str):
         super().__init__(f"{service} {status} {code or ''}: {message}".strip())
         self.service = service

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shared.contracts import bc_entities, dataverse_tables
+from shared.errors import InvalidInput
 from shared.mappings.entities import BC_ENTITIES, CRM_ENTITIES, bc_fields
 from shared.mappings.model import Mapping
 from shared.odata_filter import FilterError, compile_filter
 
 
-class MappingError(ValueError):
+class MappingError(InvalidInput):
     """A mapping (or set of mappings) is invalid. ``field`` names the offending part."""
 
     def __init__(self, message: str, field: str | None = None, mapping: str | None = None):

@@ -7,15 +7,17 @@ from typing import TypeVar
 
 from azure.core.exceptions import ResourceModifiedError
 
+from shared.errors import Concurrency
+
 T = TypeVar("T")
 ATTEMPTS = 20
 
 
-class Contention(Exception):
+class Contention(Concurrency):
     """The row kept changing under us: every attempt lost the race to another writer."""
 
 
-class Superseded(Exception):
+class Superseded(Concurrency):
     """Raised by a ``mutate`` that finds another writer already did its work: the update is dropped."""
 
 

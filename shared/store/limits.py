@@ -13,13 +13,14 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.errors import SyncServiceError
 from shared.store.tables import RUNS, Tables
 
 PK = "limit"
 ATTEMPTS = 50
 
 
-class RateLimited(Exception):
+class RateLimited(SyncServiceError):
     def __init__(self, bucket: str, limit: int, window: int, retry_after: int):
         super().__init__(
             f"more than {limit} {bucket.replace('_', ' ')} in {window} s; retry in {retry_after} s"

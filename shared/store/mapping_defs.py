@@ -16,6 +16,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.errors import Concurrency
 from shared.mappings import Mapping, default_mappings, validate_mappings
 from shared.store import table_wire
 from shared.store.tables import MAPPINGS, Tables
@@ -24,7 +25,7 @@ PK = "mapping"
 ATTEMPTS = 20
 
 
-class MappingConflict(Exception):
+class MappingConflict(Concurrency):
     """The mapping changed between the caller's read and its write, in the properties it edits."""
 
     def __init__(self, name: str, properties: list[str]):

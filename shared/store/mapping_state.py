@@ -13,6 +13,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.errors import Concurrency
 from shared.store.etag import Contention, update_row
 from shared.store.tables import MAPPING_STATE, Tables, iso, now, parse_iso
 
@@ -37,7 +38,7 @@ class MappingState:
         return bool(self.lease_run) and expires is not None and expires > now()
 
 
-class LeaseHeld(Exception):
+class LeaseHeld(Concurrency):
     """Another run (or another worker of this run) holds the mapping right now."""
 
     def __init__(self, state: MappingState):

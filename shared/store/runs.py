@@ -12,6 +12,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from shared.errors import Concurrency
 from shared.model.status import RUN_ACTIVE, RUN_FINISHED, RunStatus
 from shared.store.etag import update_row
 from shared.store.tables import RUNS, Tables, iso, now, parse_iso
@@ -24,7 +25,7 @@ FINISHED = RUN_FINISHED
 LOCK_GRACE_SECONDS = 300
 
 
-class MappingLocked(Exception):
+class MappingLocked(Concurrency):
     """Another run holds the mapping (or took it a moment ago and is still creating its run)."""
 
     def __init__(self, run_id: str, mapping: str):

@@ -24,6 +24,7 @@ from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient
 
 from shared import usage
+from shared.errors import StorageError
 
 # (kind, entity[, etag]). kind: create | replace (upsert, replace) | merge (upsert, merge) |
 # update (replace an existing entity whose ETag matches; default "*") | delete (keys only; ETag as update).
@@ -34,7 +35,7 @@ _PLACEHOLDER = re.compile(r"@(\w+)")
 _STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 
 
-class TransactionFailed(Exception):
+class TransactionFailed(StorageError):
     """The service refused one operation, so the whole transaction wrote nothing."""
 
     def __init__(self, status: int, code: str, message: str, index: int | None):

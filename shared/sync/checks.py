@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from shared.contracts import Property, bc_entities, dataverse_tables
+from shared.errors import RecordRefused
 
 
-class ValueRefused(Exception):
+class ValueRefused(RecordRefused):
     """The destination would refuse this value: ``field`` names the destination field."""
 
     def __init__(self, field: str, message: str):

@@ -31,11 +31,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.connectors.odata import eq
+from shared.errors import RecordRefused
 
 RATE_PRECISION = 10
 
 
-class DerivationFailed(Exception):
+class DerivationFailed(RecordRefused):
     """A computed value cannot be computed (missing exchange rate, unknown company contact …)."""
 
     def __init__(self, message: str):

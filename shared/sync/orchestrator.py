@@ -15,6 +15,7 @@ from typing import Any
 
 from shared import telemetry, usage
 from shared.connectors.errors import NotConfigured
+from shared.errors import Concurrency, InvalidInput
 from shared.mappings import Mapping
 from shared.model.status import JobStatus, Recommendation, Result, RunStatus
 from shared.store import sync_queue
@@ -37,7 +38,7 @@ INLINE_SECONDS = 60  # an invocation goes on with its job's next slices for up t
 CONTINUED_INLINE = "continued inline"
 
 
-class RunConflict(Exception):
+class RunConflict(Concurrency):
     """A running run already holds one of the requested mappings."""
 
     def __init__(self, run_id: str, mappings: list[str]):
@@ -46,11 +47,11 @@ class RunConflict(Exception):
         self.mappings = mappings
 
 
-class DecisionConflict(Exception):
+class DecisionConflict(Concurrency):
     """The run is not waiting for a decision any more, or was answered the other way meanwhile."""
 
 
-class UnknownMapping(ValueError):
+class UnknownMapping(InvalidInput):
     def __init__(self, name: str):
         super().__init__(f"unknown mapping {name!r}")
         self.name = name

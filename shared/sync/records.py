@@ -18,6 +18,7 @@ from shared.connectors.bc import BatchOp
 from shared.connectors.errors import ConnectorError
 from shared.connectors.odata import any_of
 from shared.contracts import bc_entities
+from shared.errors import RecordRefused
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
 from shared.model.status import Result
@@ -57,11 +58,6 @@ def bc_create_id(mapping: str, crm_id: str) -> str:
     """Deterministic SystemId for a BC record we create from a CRM record: whoever creates it — a slice,
     a redone slice, a record action, the ribbon, concurrently — creates the same record, never a twin."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bc-dataverse-sync/{mapping}/crm/{crm_id.lower()}"))
-
-
-# Errors that fail one record (never the slice): a lookup that does not resolve, a value that cannot be
-# computed, a value the destination would refuse.
-RecordRefused = (LookupFailed, DerivationFailed, ValueRefused)
 
 
 def refusal(exc: Exception) -> tuple[str, str]:
@@ -810,7 +806,7 @@ class PageSync:
             for f in owned:
                 try:
                     value = to_crm.translated(f, bc_rec)
-                except (_KeepField, *RecordRefused):
+                except (_KeepField, RecordRefused):
                     continue
                 current = raw_value(self.m, f, crm_rec, "crm")
                 send = normalize(value) != "" and not equal(value, current)

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.errors import RecordRefused
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
 from shared.mappings.validation import COMPANY_CONTACT
@@ -69,7 +70,7 @@ def equal(a: Any, b: Any, case_sensitive: bool = True) -> bool:
     return a == b
 
 
-class LookupFailed(Exception):
+class LookupFailed(RecordRefused):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
