@@ -1,4 +1,4 @@
-"""The service's exception tree. Every exception the app raises on purpose derives from ``SyncError``;
+"""The service's exception tree. Every exception the app raises on purpose derives from ``SyncServiceError``;
 the HTTP layer maps the branches to status codes (``functions/http_util.py``), the engine turns
 ``RecordRefused`` into a per-record error and lets the rest fail the slice (retried from the queue).
 
