@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from azure.core.exceptions import HttpResponseError
@@ -34,6 +34,9 @@ from shared.mappings import Mapping
 from shared.store.couplings import Coupling
 from shared.store.jobs import Job
 from shared.sync.records import ID_CHUNK
+
+if TYPE_CHECKING:
+    from shared.sync.context import SyncContext
 
 PAGE_DEFAULT, PAGE_MAX = 50, 200
 SEARCH_MAX = 50  # records per side a search reads
@@ -166,7 +169,7 @@ def _text(value: Any) -> str | None:
 class Resolver:
     """Numbers, names and links of the records shown on one page, read in bulk and once each."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx: SyncContext):
         self.ctx = ctx
         self.wanted: dict[tuple[str, str], set[str]] = {}
         self.mappings: dict[str, Mapping] = {}
@@ -254,7 +257,7 @@ def _coupling_json(c: Coupling, m: Mapping, names: Resolver) -> dict[str, Any]:
     return {**c.api(), "bc": names.get(m, "bc", c.bc_id), "crm": names.get(m, "crm", c.crm_id)}
 
 
-def search_side(ctx, m: Mapping, side: str, q: str) -> list[dict[str, Any]]:
+def search_side(ctx: SyncContext, m: Mapping, side: str, q: str) -> list[dict[str, Any]]:
     """Records of one side whose number starts with ``q`` or whose name contains it (at most
     ``SEARCH_MAX``); [] when the entity is unknown or the service refuses the query."""
     shape = bc_shape(m.bc_entity) if side == "bc" else crm_shape(m.crm_entity)
@@ -280,7 +283,7 @@ def search_side(ctx, m: Mapping, side: str, q: str) -> list[dict[str, Any]]:
     return page.records[:SEARCH_MAX]
 
 
-def list_couplings(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
+def list_couplings(ctx: SyncContext, name: str, params: dict[str, str]) -> dict[str, Any]:
     """A page of a mapping's couplings (all, or only skipped ones), or the couplings found by ``q``:
     a GUID of either side, or a number/name searched on both sides."""
     m = mapping_or_404(ctx, name)
@@ -324,7 +327,7 @@ def list_couplings(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
     return {"value": [_coupling_json(c, m, names) for c in items], "continuation": encode_token(next_token)}
 
 
-def search_records(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
+def search_records(ctx: SyncContext, name: str, params: dict[str, str]) -> dict[str, Any]:
     """Records of one side matching ``q`` (GUID, number prefix or part of the name), each with the
     record it is coupled to, if any: what the portal offers when setting up a coupling."""
     m = mapping_or_404(ctx, name)
@@ -359,7 +362,7 @@ def search_records(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
 
 
 # --- errors and jobs -------------------------------------------------------------------------------
-def list_errors(ctx, params: dict[str, str]) -> dict[str, Any]:
+def list_errors(ctx: SyncContext, params: dict[str, str]) -> dict[str, Any]:
     """A page of synchronization errors (newest run first) with the records of both sides named."""
     run_id, mapping = error_filters(ctx, params)
     limit, token = _limit(params), decode_token(params.get("continuation"))
@@ -410,7 +413,7 @@ def _job_json(j: Job) -> dict[str, Any]:
     return {"run_id": j.run_id, **j.api()}
 
 
-def list_jobs(ctx, params: dict[str, str]) -> dict[str, Any]:
+def list_jobs(ctx: SyncContext, params: dict[str, str]) -> dict[str, Any]:
     """A page of the integration synchronization jobs of all runs, newest first."""
     limit, token = _limit(params), decode_token(params.get("continuation"))
     items, next_token = _paged(lambda n, t: ctx.jobs.page(n, t), token, limit)
@@ -438,7 +441,7 @@ def _seconds(started: str | None, finished: str | None) -> float | None:
     return round((b - a).total_seconds(), 3) if a and b else None
 
 
-def history(ctx, params: dict[str, str]) -> dict[str, Any]:
+def history(ctx: SyncContext, params: dict[str, str]) -> dict[str, Any]:
     """Per run of the last ``days`` (1–90, default 30), oldest first: records synced (inserted,
     modified, deleted, coupled, uncoupled), records failed and the duration. Two range queries."""
     raw = params.get("days") or "30"

@@ -16,7 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from shared.api.errors import ApiError
@@ -27,6 +27,9 @@ from shared.odata_filter import evaluate, parse
 from shared.store.runs import Run, new_run_id
 from shared.store.tables import iso, now
 from shared.sync.records import PageSync, bc_create_id
+
+if TYPE_CHECKING:
+    from shared.sync.context import SyncContext
 
 # BC web client card pages and the field their filter uses.
 BC_PAGES = {
@@ -66,7 +69,7 @@ def page(lang: str, key: str, **values: str) -> str:
     )
 
 
-def bc_url(ctx, m: Mapping, bc_record: dict[str, Any]) -> str:
+def bc_url(ctx: SyncContext, m: Mapping, bc_record: dict[str, Any]) -> str:
     page_id, filter_field, source = BC_PAGES[m.bc_entity]
     s = ctx.settings
     company = ctx.bc.company_name()
@@ -79,14 +82,14 @@ def bc_url(ctx, m: Mapping, bc_record: dict[str, Any]) -> str:
     )
 
 
-def _coupled_answer(ctx, lang: str, m: Mapping, bc_id: str) -> RibbonAnswer:
+def _coupled_answer(ctx: SyncContext, lang: str, m: Mapping, bc_id: str) -> RibbonAnswer:
     bc_record = ctx.bc.get(m.bc_entity, bc_id)
     if bc_record is None:
         return RibbonAnswer(200, html=page(lang, "missing"))
     return RibbonAnswer(302, location=bc_url(ctx, m, bc_record))
 
 
-def _await_coupling(ctx, m: Mapping, crm_id: str, seconds: float = COUPLING_WAIT_SECONDS):
+def _await_coupling(ctx: SyncContext, m: Mapping, crm_id: str, seconds: float = COUPLING_WAIT_SECONDS):
     """The coupling a concurrent click of the same record is making, once it exists (None after
     ``seconds``)."""
     deadline = time.monotonic() + seconds

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,6 +15,9 @@ from shared.model.status import Recommendation
 from shared.store.mapping_defs import MappingConflict
 from shared.sync import orchestrator, review
 from shared.sync.orchestrator import DecisionConflict, RunConflict, StartRequest, UnknownMapping
+
+if TYPE_CHECKING:
+    from shared.sync.context import SyncContext
 
 RUN_ID = re.compile(r"^\d{13}-[0-9a-f]{6}$")
 MAPPING_NAME = re.compile(r"^[A-Z0-9][A-Z0-9 _-]{0,63}$")
@@ -82,7 +85,7 @@ def mapping_or_404(ctx, name: str) -> Mapping:
     return mapping
 
 
-def _start(ctx, request: StartRequest) -> dict[str, Any]:
+def _start(ctx: SyncContext, request: StartRequest) -> dict[str, Any]:
     limits.check(ctx, limits.DRY_RUNS if request.dry_run else limits.RUN_STARTS)
     try:
         run = orchestrator.start_run(ctx, request)
@@ -93,14 +96,14 @@ def _start(ctx, request: StartRequest) -> dict[str, Any]:
     return {"run_id": run.run_id, "status_url": f"/api/runs/{run.run_id}", "status": run.status}
 
 
-def _recommendations(ctx, names: list[str] | None, wanted: bool) -> dict[str, Recommendation]:
+def _recommendations(ctx: SyncContext, names: list[str] | None, wanted: bool) -> dict[str, Recommendation]:
     if not wanted:
         return {}
     chosen = [m for m in ctx.mappings.all() if names is None or m.name in names]
     return {m.name: review.recommend(ctx, m)[0] for m in chosen}
 
 
-def start_full(ctx, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
+def start_full(ctx: SyncContext, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
     b = parse_model(FullSyncBody, body)
     recs = _recommendations(ctx, b.mappings, b.recommended)
     return _start(
@@ -108,12 +111,12 @@ def start_full(ctx, body: dict[str, Any], trigger: str = "api") -> dict[str, Any
     )
 
 
-def start_modified(ctx, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
+def start_modified(ctx: SyncContext, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
     b = parse_model(ModifiedSyncBody, body)
     return _start(ctx, StartRequest("modified", trigger, b.mappings))
 
 
-def start_mapping(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
+def start_mapping(ctx: SyncContext, name: str, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
     mapping_or_404(ctx, name)
     b = parse_model(MappingSyncBody, body)
     if b.recommended and not b.full:
@@ -127,12 +130,12 @@ def start_mapping(ctx, name: str, body: dict[str, Any], trigger: str = "api") ->
     return _start(ctx, request)
 
 
-def full_sync_review(ctx) -> dict[str, Any]:
+def full_sync_review(ctx: SyncContext) -> dict[str, Any]:
     """Per mapping (dependency order) the recommendation and the last full sync's status per direction."""
     return {"value": [line.api() for line in review.review(ctx, ctx.mappings.all())]}
 
 
-def run_detail(ctx, run_id: str) -> dict[str, Any]:
+def run_detail(ctx: SyncContext, run_id: str) -> dict[str, Any]:
     run = ctx.runs.get(check_run_id(run_id))
     if run is None:
         raise ApiError(404, "UnknownRun", f"no run {run_id}", "run_id")
@@ -148,7 +151,7 @@ def run_detail(ctx, run_id: str) -> dict[str, Any]:
     return out
 
 
-def list_runs(ctx, limit: str | None, continuation: str | None) -> dict[str, Any]:
+def list_runs(ctx: SyncContext, limit: str | None, continuation: str | None) -> dict[str, Any]:
     try:
         n = int(limit) if limit else 20
     except ValueError:
@@ -162,7 +165,7 @@ def list_runs(ctx, limit: str | None, continuation: str | None) -> dict[str, Any
     return {"value": [r.api() for r in runs], "continuation": token}
 
 
-def decide(ctx, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def decide(ctx: SyncContext, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
     b = parse_model(DecisionBody, body)
     run = ctx.runs.get(check_run_id(run_id))
     if run is None:
@@ -175,14 +178,14 @@ def decide(ctx, run_id: str, body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(409, "NoDecisionPending", str(exc)) from None
 
 
-def cancel(ctx, run_id: str) -> dict[str, Any]:
+def cancel(ctx: SyncContext, run_id: str) -> dict[str, Any]:
     run = ctx.runs.get(check_run_id(run_id))
     if run is None:
         raise ApiError(404, "UnknownRun", f"no run {run_id}", "run_id")
     return orchestrator.cancel(ctx, run_id).api()
 
 
-def mapping_json(ctx, mapping: Mapping) -> dict[str, Any]:
+def mapping_json(ctx: SyncContext, mapping: Mapping) -> dict[str, Any]:
     out = mapping.model_dump()
     state = ctx.states.get(mapping.name)
     out["state"] = {
@@ -195,15 +198,15 @@ def mapping_json(ctx, mapping: Mapping) -> dict[str, Any]:
     return out
 
 
-def list_mappings(ctx) -> dict[str, Any]:
+def list_mappings(ctx: SyncContext) -> dict[str, Any]:
     return {"value": [mapping_json(ctx, m) for m in ctx.mappings.all()], "continuation": None}
 
 
-def get_mapping(ctx, name: str) -> dict[str, Any]:
+def get_mapping(ctx: SyncContext, name: str) -> dict[str, Any]:
     return mapping_json(ctx, mapping_or_404(ctx, name))
 
 
-def patch_mapping(ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
+def patch_mapping(ctx: SyncContext, name: str, body: dict[str, Any]) -> dict[str, Any]:
     current = mapping_or_404(ctx, name)
     patch = parse_model(MappingPatch, body)
     changes = patch.model_dump(exclude_none=True)
@@ -229,7 +232,7 @@ def patch_mapping(ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
     return mapping_json(ctx, updated)
 
 
-def probe_filters(ctx, before: Mapping, after: Mapping) -> None:
+def probe_filters(ctx: SyncContext, before: Mapping, after: Mapping) -> None:
     """Ask the service whether it takes a changed filter (one record read): 400 naming it if not.
 
     Our parser accepts what the OData grammar allows; the service may still refuse a filter (a type
@@ -261,14 +264,14 @@ def probe_filters(ctx, before: Mapping, after: Mapping) -> None:
                 raise
 
 
-def reset_mappings(ctx) -> dict[str, Any]:
+def reset_mappings(ctx: SyncContext) -> dict[str, Any]:
     active = ctx.runs.active()
     if active:
         raise ApiError(409, "RunInProgress", f"run {active[0].run_id} is running; reset after it ends")
     return {"value": [m.model_dump() for m in ctx.mappings.reset()], "continuation": None}
 
 
-def schedule(ctx) -> dict[str, Any]:
+def schedule(ctx: SyncContext) -> dict[str, Any]:
     """The NCRONTAB schedule of the modified sync and when it fires next (UTC)."""
     from datetime import UTC, datetime
 

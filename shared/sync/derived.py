@@ -28,10 +28,13 @@ from __future__ import annotations
 import re
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.connectors.odata import eq
 from shared.errors import RecordRefused
+
+if TYPE_CHECKING:
+    from shared.sync.context import SyncContext
 
 RATE_PRECISION = 10
 
@@ -129,7 +132,7 @@ class _Shared:
 class Derived:
     """One slice's view of the reference data (see the module docstring)."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx: SyncContext):
         self.ctx = ctx
         self.namespace = ctx.tables.prefix
         self._reloaded: set[str] = set()

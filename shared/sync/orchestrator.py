@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import telemetry, usage
 from shared.connectors.errors import NotConfigured
@@ -28,6 +28,9 @@ from shared.store.tables import iso, now
 from shared.sync import probe
 from shared.sync.cursor import Cursor
 from shared.sync.slices import SliceRunner
+
+if TYPE_CHECKING:
+    from shared.sync.context import SyncContext
 
 NOT_DONE = (JobStatus.FAILED, JobStatus.CANCELLED)  # a dependency in these states fails its dependents
 
@@ -70,7 +73,7 @@ class StartRequest:
 
 
 @telemetry.traced_run
-def start_run(ctx, request: StartRequest) -> Run:
+def start_run(ctx: SyncContext, request: StartRequest) -> Run:
     """Create the run and its jobs, then enqueue one message per mapping in dependency order."""
     all_mappings = ctx.mappings.all()  # dependency order
     by_name = {m.name: m for m in all_mappings}
@@ -96,7 +99,7 @@ def start_run(ctx, request: StartRequest) -> Run:
         raise
 
 
-def _create_run(ctx, request: StartRequest, run_id: str, selected: list[Mapping]) -> Run:
+def _create_run(ctx: SyncContext, request: StartRequest, run_id: str, selected: list[Mapping]) -> Run:
     full = request.kind == "full" or request.full
     run = Run(
         run_id=run_id,
@@ -160,7 +163,7 @@ def _first_cursor(full: bool, recommendation: Recommendation | None) -> dict[str
     return Cursor(full=True, couple=recommendation == Recommendation.COUPLE_RECORDS).stored()
 
 
-def _not_configured(ctx, mappings: list[Mapping]) -> dict[str, str]:
+def _not_configured(ctx: SyncContext, mappings: list[Mapping]) -> dict[str, str]:
     """Mappings whose BC entity has no API root (v2.0 lacks it, BC_API_ROOTS names none): why, by name."""
     return {
         m.name: NotConfigured(m.bc_entity).message for m in mappings if not ctx.bc.configured(m.bc_entity)
@@ -175,7 +178,7 @@ def _cancel_superseded(r: Run) -> None:
     )
 
 
-def _mark_full_sync(ctx, mappings: list[Mapping], run_id: str) -> None:
+def _mark_full_sync(ctx: SyncContext, mappings: list[Mapping], run_id: str) -> None:
     """A full sync runs on a per-run override of "Synch. Only Coupled Records" (its slices create
     uncoupled records whatever the stored flag says), as BC runs it on a temporary copy of the
     mapping: the stored flag changes only when the decision is applied, so a scheduled sync running
@@ -184,7 +187,7 @@ def _mark_full_sync(ctx, mappings: list[Mapping], run_id: str) -> None:
         ctx.states.update(m.name, full_sync_running=True, last_full_run=run_id)
 
 
-def _apply_decision(ctx, run: Run, keep_cleared: bool) -> None:
+def _apply_decision(ctx: SyncContext, run: Run, keep_cleared: bool) -> None:
     """Keep: turn "Synch. Only Coupled Records" off from now on. Restore: the stored flag was never
     changed, so there is nothing to put back."""
     for name in run.mappings:
@@ -204,7 +207,7 @@ def _set_only_coupled(value: bool):
     return mutate
 
 
-def decide(ctx, run_id: str, keep_sync_all_records: bool) -> Run:
+def decide(ctx: SyncContext, run_id: str, keep_sync_all_records: bool) -> Run:
     """Answer the end-of-full-sync question (keep "only coupled" cleared, or restore it)."""
     run = ctx.runs.get(run_id)
     if run is None:
@@ -235,7 +238,7 @@ def decide(ctx, run_id: str, keep_sync_all_records: bool) -> Run:
     return ctx.runs.update(run_id, mutate)
 
 
-def cancel(ctx, run_id: str) -> Run:
+def cancel(ctx: SyncContext, run_id: str) -> Run:
     run = ctx.runs.get(run_id)
     if run is None:
         raise KeyError(run_id)
@@ -269,7 +272,7 @@ def _set_status(status: str, message: str | None = None):
 
 
 # --- the worker ------------------------------------------------------------------------------------
-def handle_message(ctx, body: dict[str, Any], inline_seconds: float = INLINE_SECONDS) -> str:
+def handle_message(ctx: SyncContext, body: dict[str, Any], inline_seconds: float = INLINE_SECONDS) -> str:
     """Process one queue message; returns what happened (for logs and tests).
 
     While the invocation is younger than ``inline_seconds`` it goes on with its job's next slices
@@ -293,7 +296,7 @@ def handle_message(ctx, body: dict[str, Any], inline_seconds: float = INLINE_SEC
 
 
 @telemetry.traced_slice
-def _handle_one(ctx, body: dict[str, Any], inline: bool) -> tuple[str, dict[str, Any] | None]:
+def _handle_one(ctx: SyncContext, body: dict[str, Any], inline: bool) -> tuple[str, dict[str, Any] | None]:
     """One slice: what happened, and the job's next slice when it is to be done inline."""
     run_id, name, seq = body["run"], body["mapping"], body["seq"]
     run = ctx.runs.get(run_id)
@@ -412,7 +415,7 @@ def _run_slice(
     return "continued", None
 
 
-def fail_poisoned(ctx, body: dict[str, Any], reason: str) -> None:
+def fail_poisoned(ctx: SyncContext, body: dict[str, Any], reason: str) -> None:
     """A message that kept failing: end its job as Failed with the reason, then move the run on."""
     run_id, name = body.get("run"), body.get("mapping")
     if not run_id or not name:
@@ -425,12 +428,12 @@ def fail_poisoned(ctx, body: dict[str, Any], reason: str) -> None:
     _after_job(ctx, run_id)
 
 
-def _after_job(ctx, run_id: str) -> None:
+def _after_job(ctx: SyncContext, run_id: str) -> None:
     _enqueue_ready(ctx, run_id)
     _finish_run(ctx, run_id)
 
 
-def _enqueue_ready(ctx, run_id: str) -> None:
+def _enqueue_ready(ctx: SyncContext, run_id: str) -> None:
     """Enqueue Waiting jobs whose dependencies all succeeded; fail those whose dependency failed."""
     jobs = {j.mapping: j for j in ctx.jobs.for_run(run_id)}
     for job in jobs.values():
@@ -451,7 +454,7 @@ def _enqueue_ready(ctx, run_id: str) -> None:
             sync_queue.send(sync_queue.message(run_id, job.mapping, job.seq))
 
 
-def _finish_run(ctx, run_id: str) -> None:
+def _finish_run(ctx: SyncContext, run_id: str) -> None:
     jobs = ctx.jobs.for_run(run_id)
     if not all(j.status in TERMINAL for j in jobs):
         return
@@ -505,7 +508,7 @@ def _was_full(jobs: list[Job]) -> bool:
 
 
 # --- the sweeper ---------------------------------------------------------------------------------
-def sweep(ctx) -> list[str]:
+def sweep(ctx: SyncContext) -> list[str]:
     """Re-enqueue stalled jobs: Running past their lease, or Waiting with all dependencies done."""
     actions = []
     for run in ctx.runs.active():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from shared.connectors.bc import BatchOp
@@ -23,11 +23,14 @@ from shared.odata_filter import evaluate, parse
 from shared.store.mapping_state import MappingState
 from shared.store.tables import parse_iso
 
+if TYPE_CHECKING:
+    from shared.sync.context import SyncContext
+
 log = logging.getLogger("sync.probe")
 PROBE_TOP = 20  # records asked per mapping and side; a full page always counts as work
 
 
-def idle_mappings(ctx, mappings: list[Mapping]) -> set[str]:
+def idle_mappings(ctx: SyncContext, mappings: list[Mapping]) -> set[str]:
     """Names of the mappings a modified run can skip (their sources hold nothing new)."""
     candidates: dict[str, tuple[Mapping, MappingState]] = {}
     for m in mappings:
@@ -54,11 +57,11 @@ def idle_mappings(ctx, mappings: list[Mapping]) -> set[str]:
     return set(candidates) - busy
 
 
-def _has_retries(ctx, m: Mapping) -> bool:
+def _has_retries(ctx: SyncContext, m: Mapping) -> bool:
     return ctx.couplings.has_retries(m.name, ["bc" if p == "to_crm" else "crm" for p in m.passes()])
 
 
-def _bc_busy(ctx, items: list[tuple[Mapping, MappingState]]) -> set[str]:
+def _bc_busy(ctx: SyncContext, items: list[tuple[Mapping, MappingState]]) -> set[str]:
     if not items:
         return set()
     ops = [
@@ -102,7 +105,7 @@ def _rates_since(watermark: str) -> BatchOp:
     return BatchOp("GET", "currencyExchangeRates", query={"$filter": flt, "$select": "id", "$top": "1"})
 
 
-def _crm_busy(ctx, items: list[tuple[Mapping, MappingState]]) -> set[str]:
+def _crm_busy(ctx: SyncContext, items: list[tuple[Mapping, MappingState]]) -> set[str]:
     if not items:
         return set()
     requests = []

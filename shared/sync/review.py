@@ -13,13 +13,16 @@ filters, read with one one-record page per side.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.connectors.errors import NotConfigured
 from shared.mappings import Mapping
 from shared.mappings.entities import CRM_ENTITIES
 from shared.model.status import JobStatus, Recommendation, ReviewStatus
 from shared.store.jobs import Job
+
+if TYPE_CHECKING:
+    from shared.sync.context import SyncContext
 
 ALWAYS_FULL = {"systemusers"}  # SALESPEOPLE: BC exits with "Full Synchronization" unconditionally
 ONE_IS_EMPTY = {"uomschedules"}  # Dataverse's default unit group is not data of the tenant's own
@@ -56,7 +59,7 @@ class ReviewLine:
         }
 
 
-def _bc_has_records(ctx, m: Mapping) -> tuple[bool, bool]:
+def _bc_has_records(ctx: SyncContext, m: Mapping) -> tuple[bool, bool]:
     """(has records, entity configured)"""
     try:
         page = ctx.bc.get_page(m.bc_entity, filter=m.bc_filter or None, select=["id"], page_size=1)
@@ -65,7 +68,9 @@ def _bc_has_records(ctx, m: Mapping) -> tuple[bool, bool]:
     return bool(page.records), True
 
 
-def _crm_sample(ctx, m: Mapping, size: int, extra: list[str] | None = None) -> list[dict[str, Any]]:
+def _crm_sample(
+    ctx: SyncContext, m: Mapping, size: int, extra: list[str] | None = None
+) -> list[dict[str, Any]]:
     key = CRM_ENTITIES[m.crm_entity].key
     select = [key, *(extra or [])]
     return ctx.dataverse.get_page(
@@ -73,7 +78,7 @@ def _crm_sample(ctx, m: Mapping, size: int, extra: list[str] | None = None) -> l
     ).records
 
 
-def recommend(ctx, m: Mapping) -> tuple[Recommendation, bool, bool, bool]:
+def recommend(ctx: SyncContext, m: Mapping) -> tuple[Recommendation, bool, bool, bool]:
     """(recommendation, BC has records, Dataverse has records, BC entity configured)"""
     bc_any, configured = _bc_has_records(ctx, m)
     if m.crm_entity in ALWAYS_FULL:
@@ -107,7 +112,7 @@ def pass_status(job: Job | None, sync_pass: str) -> ReviewStatus:
     return ReviewStatus.SUCCESS
 
 
-def review(ctx, mappings: list[Mapping]) -> list[ReviewLine]:
+def review(ctx: SyncContext, mappings: list[Mapping]) -> list[ReviewLine]:
     lines = []
     for m in mappings:
         rec, bc_any, crm_any, configured = recommend(ctx, m)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.connectors import odata
 from shared.connectors.errors import BadRequest, ConnectorError
@@ -23,6 +23,9 @@ from shared.store.tables import iso, parse_iso
 from shared.sync.cursor import Cursor
 from shared.sync.records import PageSync
 from shared.sync.values import crm_select
+
+if TYPE_CHECKING:
+    from shared.sync.context import SyncContext
 
 log = logging.getLogger("sync.slice")
 
@@ -43,7 +46,7 @@ def _and(*clauses: str | None) -> str | None:
 
 
 class SliceRunner:
-    def __init__(self, ctx, run, job, mapping: Mapping):
+    def __init__(self, ctx: SyncContext, run, job, mapping: Mapping):
         self.ctx = ctx
         self.run = run
         self.job = job
