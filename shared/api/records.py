@@ -233,7 +233,7 @@ def create_records(ctx, name: str, body: dict[str, Any], trigger: str = "api") -
                 results.append({f"{side}_id": i, "result": "failed", "message": "record is already coupled"})
         fresh = [records[i] for i in ids if i in records and i not in coupled]
         if fresh:
-            page._create(fresh)
+            page.create(fresh)
         _save_errors(ctx, page)
         outcomes += page.result.outcomes
         results += [_outcome_json(o, side) for o in page.result.outcomes]
@@ -388,7 +388,7 @@ def match(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[st
         coupled = (ctx.couplings.by_bc if direction == "to_crm" else ctx.couplings.by_crm)(m.name, ids)
         uncoupled = [r for r in got.records if page.src_id(r) not in coupled]
         if uncoupled:
-            page._couple_or_create(uncoupled)
+            page.couple_or_create(uncoupled)
         link = got.next_link
         if not link:
             break

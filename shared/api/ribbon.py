@@ -145,7 +145,7 @@ def open_record(
         return RibbonAnswer(200, html=page(lang, "direction", mapping=m.name))
     run = ctx.runs.create(Run(new_run_id(), "records", "ribbon", [m.name], status="Running"))
     sync = PageSync(ctx, m, "from_crm", run_id=run.run_id, create_uncoupled=True)
-    sync._create([record])
+    sync.create([record])
     if sync.result.errors:
         ctx.errors.add_many(sync.result.errors)
     outcome = sync.result.outcomes[0] if sync.result.outcomes else None

@@ -332,7 +332,7 @@ class PageSync:
             else:
                 todo.append(record)
         start = len(self.result.outcomes)
-        self._couple_or_create(todo)
+        self.couple_or_create(todo)
         if self.dry_run:
             return
         failed, cleared = {}, []
@@ -527,7 +527,7 @@ class PageSync:
         if policy == "RemoveCoupling":
             self.done(sid, "uncoupled", did, "coupled record was deleted; coupling removed")
             return
-        self._create([record], restore=True)  # RestoreRecords: recreate the counterpart and couple it
+        self.create([record], restore=True)  # RestoreRecords: recreate the counterpart and couple it
 
     def handle_source_deleted(self, deleted_ids: list[str]) -> None:
         """Source records deleted (CRM change tracking): apply the deletion-conflict policy to couplings."""
@@ -562,7 +562,7 @@ class PageSync:
         self.result = into
         survivor = self.fetch_source([survivor_id]).get(survivor_id)
         if survivor is not None:
-            self._create([survivor], restore=True)
+            self.create([survivor], restore=True)
 
     def fetch_source(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         saved, self.dst = self.dst, self.src
@@ -572,7 +572,7 @@ class PageSync:
             self.dst = saved
 
     # --- uncoupled records: match, then create ----------------------------------------------------
-    def _couple_or_create(self, records: list[dict[str, Any]]) -> None:
+    def couple_or_create(self, records: list[dict[str, Any]]) -> None:
         to_create = []
         matcher = self.matcher or self.ctx.matcher(self.m, self.p, self.run_id)
         couples: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -595,7 +595,7 @@ class PageSync:
         if couples:
             self._couple_matched(couples, matcher)
         if to_create and self.create_unmatched:
-            self._create(to_create)
+            self.create(to_create)
         else:
             for record in to_create:
                 self.done(self.src_id(record), "no_match")
@@ -643,7 +643,7 @@ class PageSync:
             self._sync_coupled(coupled, held)
         self._fresh.clear()
 
-    def _create(self, records: list[dict[str, Any]], restore: bool = False) -> None:
+    def create(self, records: list[dict[str, Any]], restore: bool = False) -> None:
         creatable = []
         for record in records:
             sid = self.src_id(record)
