@@ -573,6 +573,7 @@ class PageSync:
 
     # --- uncoupled records: match, then create ----------------------------------------------------
     def couple_or_create(self, records: list[dict[str, Any]]) -> None:
+        """Couple each uncoupled record to its unique match; create the counterparts of the unmatched."""
         to_create = []
         matcher = self.matcher or self.ctx.matcher(self.m, self.p, self.run_id)
         couples: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -644,6 +645,7 @@ class PageSync:
         self._fresh.clear()
 
     def create(self, records: list[dict[str, Any]], restore: bool = False) -> None:
+        """Create the counterparts of uncoupled records and couple them (a per-record error when refused)."""
         creatable = []
         for record in records:
             sid = self.src_id(record)
