@@ -18,7 +18,6 @@ import httpx
 
 from shared import usage
 from shared.connectors.auth import TokenProvider
-from shared.connectors.dataverse import Page, iter_pages
 from shared.connectors.errors import (
     ConnectorError,
     NotConfigured,
@@ -29,6 +28,7 @@ from shared.connectors.errors import (
 )
 from shared.connectors.http import Connector, ServiceClient, retry_after_seconds
 from shared.connectors.odata import guid, query_params
+from shared.connectors.results import Page, iter_pages
 from shared.contracts import STANDARD_API, bc_entities
 from shared.settings import Settings, get_settings
 

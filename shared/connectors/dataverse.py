@@ -12,7 +12,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -23,44 +22,12 @@ from shared.connectors.errors import ConnectorError, Duplicate, NotFound, Precon
 from shared.connectors.http import Connector, ServiceClient
 from shared.connectors.odata import guid, query_params
 from shared.connectors.option_sets import OptionSets, is_option_set
+from shared.connectors.results import ChangesPage, Page, RecordResult, iter_pages
 from shared.contracts import dataverse_tables
 from shared.settings import Settings, get_settings
 
 # One request per record in place of a bulk message: an update must not create, a create not update.
 CONDITIONS = {"UpdateMultiple": {"If-Match": "*"}, "CreateMultiple": {"If-None-Match": "*"}}
-
-
-@dataclass
-class Page:
-    records: list[dict[str, Any]]
-    next_link: str | None = None
-
-
-@dataclass
-class ChangesPage:
-    records: list[dict[str, Any]]
-    deleted_ids: list[str] = field(default_factory=list)
-    next_link: str | None = None
-    delta_link: str | None = None
-
-
-@dataclass
-class RecordResult:
-    index: int
-    id: str | None
-    ok: bool
-    error: ConnectorError | None = None
-
-
-def iter_pages(get_page, name: str, **query: Any) -> Iterator[dict[str, Any]]:
-    """Every record of a query, following nextLinks (shared by both connectors)."""
-    link = None
-    while True:
-        page = get_page(name, next_link=link, **query)
-        yield from page.records
-        link = page.next_link
-        if not link:
-            return
 
 
 class DataverseClient(Connector):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.connectors.errors import ConnectorError, Duplicate, NotFound
+from shared.connectors.results import RecordResult
 from shared.odata_filter import evaluate, parse
 
 KEY = "optionid"
@@ -139,8 +140,6 @@ class OptionSets:
     # --- writes -------------------------------------------------------------------------------------
     def write(self, action: str, entity_set: str, records: list[dict[str, Any]]) -> list[Any]:
         """CreateMultiple / UpdateMultiple / UpsertMultiple semantics, one action per option."""
-        from shared.connectors.dataverse import RecordResult
-
         ref = OPTION_SETS[entity_set]
         current = {r[KEY]: r for r in self.options(entity_set)}
         out = []
