@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.connectors.errors import ConnectorError, Duplicate, NotFound
+from shared.connectors.odata import literal
 from shared.connectors.results import RecordResult
 from shared.odata_filter import evaluate, parse
 
@@ -107,8 +108,8 @@ class OptionSets:
 
     def _url(self, ref: OptionSetRef) -> str:
         return (
-            f"{self.client.base}/EntityDefinitions(LogicalName='{ref.entity}')/Attributes(LogicalName="
-            f"'{ref.attribute}')/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
+            f"{self.client.base}/EntityDefinitions(LogicalName={literal(ref.entity)})/Attributes("
+            f"LogicalName={literal(ref.attribute)})/Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
         )
 
     def options(self, entity_set: str) -> list[dict[str, Any]]:
