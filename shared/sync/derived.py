@@ -28,13 +28,10 @@ from __future__ import annotations
 import re
 import threading
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.connectors.odata import eq
 from shared.errors import RecordRefused
-
-if TYPE_CHECKING:
-    from shared.sync.context import SyncContext
 
 RATE_PRECISION = 10
 
@@ -132,7 +129,7 @@ class _Shared:
 class Derived:
     """One slice's view of the reference data (see the module docstring)."""
 
-    def __init__(self, ctx: SyncContext):
+    def __init__(self, ctx):
         self.ctx = ctx
         self.namespace = ctx.tables.prefix
         self._reloaded: set[str] = set()

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
 from shared.sync.values import crm_read_name, crm_select, normalize, raw_value
-
-if TYPE_CHECKING:
-    from shared.sync.context import SyncContext
 
 
 def _key(values: list[Any], fields: list[FieldMapping]) -> bytes | None:
@@ -47,7 +44,7 @@ def _as_list(held: Entry | list[Entry]) -> list[Entry]:
 class MatchIndex:
     def __init__(
         self,
-        ctx: SyncContext,
+        ctx,
         mapping: Mapping,
         sync_pass: str,
         groups: list[list[FieldMapping]] | None = None,
