@@ -30,7 +30,9 @@ from shared.store.couplings import CouplingStore
 from shared.store.tables import SYNC_QUEUE, Tables
 from tests.invariants import Report, check, counters_add_up
 
-TERMINAL = ("Succeeded", "Failed", "Cancelled", "AwaitingDecision")
+TERMINAL = ("Succeeded", "FinishedWithErrors", "Failed", "Cancelled", "AwaitingDecision")
+# Ran to their end: the demo data holds records the other side refuses (recorded per-record failures).
+COMPLETED = {"Succeeded", "FinishedWithErrors"}
 
 
 class Soak:
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: v for k, v in result.items() if k != "violations"}, indent=2))
     for violation in result["violations"][:50]:
         print("VIOLATION", violation)
-    ok = not result["violations"] and all(s in ("Succeeded",) for s in result["runs"])
+    ok = not result["violations"] and set(result["runs"]) <= COMPLETED
     print("soak:", "passed" if ok else "FAILED")
     return 0 if ok else 1
 
