@@ -100,8 +100,8 @@ function showError(where, err) {
 function say(where, text, ok = true) { where.replaceChildren(h("span", { class: ok ? "ok" : "error" }, text)); announce(text); }
 const dirLabel = (d) => t(`direction.${d}`);
 const statusLabel = (s) => t(`status.${s}`);
-const COUNTERS = ["inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled"];
-const TERMINAL = ["Succeeded", "NotConfigured", "Failed", "Cancelled"];
+const COUNTERS = ["inserted", "modified", "deleted", "unchanged", "skipped", "left_out", "failed", "coupled", "uncoupled"];
+const TERMINAL = ["Succeeded", "FinishedWithErrors", "NotConfigured", "Failed", "Cancelled"];
 
 // A record as people know it: its number and name, a link that opens it, the id on hover.
 function recordCell(rec, side) {
@@ -292,6 +292,9 @@ async function mappingsPage() {
       try {
         body = { direction: f.direction.value, bc_filter: f.bc_filter.value, crm_filter: f.crm_filter.value,
           sync_only_coupled: f.sync_only_coupled.checked, update_conflict: f.update_conflict.value, deletion_conflict: f.deletion_conflict.value,
+          conflict_detection: f.conflict_detection.value, sync_after_coupling: f.sync_after_coupling.checked,
+          // The server refuses creation toward BC only: a mapping that syncs from Dataverse never creates on a match miss.
+          create_new_if_no_match: f.direction.value !== "FromIntegrationTable" && f.create_new_if_no_match.checked,
           depends_on: [...form.querySelectorAll("input[name=depends_on]:checked")].map((x) => x.value), fields: fields.value() };
       } catch (ex) { return fail(ex); }
       try {
@@ -308,7 +311,17 @@ async function mappingsPage() {
       h("label", { for: id("crm_filter") }, t("col.crmFilter")), h("input", { type: "text", id: id("crm_filter"), name: "crm_filter", value: m.crm_filter || "", "data-field": "crm_filter" }),
       h("label", { for: id("sync_only_coupled") }, t("col.onlyCoupled")), h("input", { type: "checkbox", id: id("sync_only_coupled"), name: "sync_only_coupled", checked: !!m.sync_only_coupled }),
       h("label", { for: id("update_conflict") }, t("col.updateConflict")), sel("update_conflict", ["None", "SendUpdateToIntegration", "GetUpdateFromIntegration"], m.update_conflict),
-      h("label", { for: id("deletion_conflict") }, t("col.deletionConflict")), sel("deletion_conflict", ["None", "RemoveCoupling", "RestoreRecords"], m.deletion_conflict)),
+      h("label", { for: id("deletion_conflict") }, t("col.deletionConflict")), sel("deletion_conflict", ["None", "RemoveCoupling", "RestoreRecords"], m.deletion_conflict),
+      h("label", { for: id("conflict_detection") }, t("col.conflictDetection")),
+      h("span", {}, h("select", { id: id("conflict_detection"), name: "conflict_detection", "data-field": "conflict_detection", "aria-describedby": "help-conflict_detection" },
+        ["Field", "Record"].map((v) => h("option", { value: v, selected: v === (m.conflict_detection || "Field") }, t(`conflict_detection.${v}`)))),
+        h("span", { class: "muted help", id: "help-conflict_detection" }, t("help.conflictDetection"))),
+      h("label", { for: id("sync_after_coupling") }, t("col.syncAfterCoupling")),
+      h("span", {}, h("input", { type: "checkbox", id: id("sync_after_coupling"), name: "sync_after_coupling", "data-field": "sync_after_coupling", checked: m.sync_after_coupling ?? true, "aria-describedby": "help-sync_after_coupling" }),
+        h("span", { class: "muted help", id: "help-sync_after_coupling" }, t("help.syncAfterCoupling"))),
+      h("label", { for: id("create_new_if_no_match") }, t("col.createNewIfNoMatch")),
+      h("span", {}, h("input", { type: "checkbox", id: id("create_new_if_no_match"), name: "create_new_if_no_match", "data-field": "create_new_if_no_match", checked: !!m.create_new_if_no_match, disabled: m.direction === "FromIntegrationTable", "aria-describedby": "help-create_new_if_no_match" }),
+        h("span", { class: "muted help", id: "help-create_new_if_no_match" }, t("help.createNewIfNoMatch")))),
     deps, fields.element, err,
     h("p", {}, h("button", { type: "submit" }, t("action.save")), h("button", { type: "button", class: "secondary", onclick: () => form.remove() }, t("action.cancel"))));
     function fail(ex) {
@@ -317,6 +330,9 @@ async function mappingsPage() {
       const input = ex.field && (at(ex.field) || at(ex.field.replace(/\.\w+$/, "")) || (ex.field.startsWith("fields") && at("fields")));
       if (input) { input.setAttribute("aria-invalid", "true"); input.setAttribute("aria-describedby", "edit-error"); (input.matches("input,select,textarea") ? input : input.querySelector("input,select,button"))?.focus(); }
     }
+    // "Create new if unable to find a match" exists only where the mapping syncs toward Dataverse.
+    const dirSel = form.querySelector("#edit-direction"), createBox = form.querySelector("#edit-create_new_if_no_match");
+    dirSel.addEventListener("change", () => { createBox.disabled = dirSel.value === "FromIntegrationTable"; if (createBox.disabled) createBox.checked = false; });
     row.closest(".scroll").after(form);
     form.querySelector("select").focus();
   }
@@ -385,13 +401,12 @@ function fieldEditor(m, mappings) {
   return { element, value: () => rows.map((r) => r.value()) };
 }
 
-function recommendation(m, job) {
-  // Without a dry run every mapping needs the full run; with one, what it would do decides.
-  if (!job) return t("rec.full");
-  const sum = (k) => (job.to_crm?.[k] || 0) + (job.from_crm?.[k] || 0);
-  if (!job.total_estimate && !job.processed) return t("rec.noRecords");
-  if (sum("coupled") && !sum("inserted") && !sum("failed")) return t("rec.couple");
-  return t("rec.full");
+// BC's review line status of one direction: Success favorable, Error unfavorable, blank when never run.
+function reviewStatus(value, applies) {
+  if (!applies) return h("span", { class: "muted" }, "–");
+  if (!value) return h("span", { class: "muted" }, t("review.status.none"));
+  const cls = { Success: "favorable", Error: "unfavorable" }[value] || "";
+  return h("span", { class: `review-status ${cls}`, "data-status": value }, t(`review.status.${value}`));
 }
 
 async function reviewPage() {
@@ -401,21 +416,34 @@ async function reviewPage() {
   const box = h("div", { id: "review-table" });
   const progress = h("div", { "aria-live": "polite", id: "review-progress" });
   main.append(controls, box, progress);
-  const mappings = await mappingList();
+  let lines = [];
   let dry = null;
+  async function load() { lines = (await api("GET", "/review")).value; render(); }
   function render() {
     const jobs = Object.fromEntries((dry?.jobs || []).map((j) => [j.mapping, j]));
-    box.replaceChildren(table([t("col.mapping"), t("col.dependsOn"), t("col.direction"), t("col.onlyCoupled"), t("col.status"), t("col.toCrm"), t("col.fromCrm"), t("col.recommendation")],
-      mappings.map((m) => { const j = jobs[m.name]; return h("tr", { "data-mapping": m.name }, h("th", { scope: "row" }, m.name), h("td", {}, (m.depends_on || []).join(", ") || "–"),
-        h("td", {}, dirLabel(m.direction)), h("td", {}, m.sync_only_coupled ? t("yes") : t("no")), h("td", {}, j ? statusLabel(j.status) : t("review.notAnalysed")),
-        h("td", {}, j ? countersCell(j.to_crm) : "–"), h("td", {}, j ? countersCell(j.from_crm) : "–"), h("td", {}, recommendation(m, j))); }), t("nav.review")));
+    const toCrm = (l) => l.direction !== "FromIntegrationTable";
+    const fromCrm = (l) => l.direction !== "ToIntegrationTable";
+    box.replaceChildren(table([t("col.mapping"), t("col.dependsOn"), t("col.direction"), t("col.onlyCoupled"), t("col.recommendation"),
+      t("review.toCrmStatus"), t("review.fromCrmStatus"), t("review.dryRunResult"), t("col.actions")],
+      lines.map((l) => {
+        const j = jobs[l.mapping];
+        const last = l.last_full_sync || {};
+        const failed = last.to_crm === "Error" || last.from_crm === "Error";
+        const busy = last.to_crm === "InProcess" || last.from_crm === "InProcess";
+        return h("tr", { "data-mapping": l.mapping, "data-recommendation": l.recommendation }, h("th", { scope: "row" }, l.mapping), h("td", {}, (l.depends_on || []).join(", ") || "–"),
+          h("td", {}, dirLabel(l.direction)), h("td", {}, l.sync_only_coupled ? t("yes") : t("no")),
+          h("td", { class: "recommendation" }, t(`rec.${l.recommendation}`), l.bc_configured === false ? h("span", { class: "muted" }, ` (${t("status.NotConfigured")})`) : null),
+          h("td", { class: "to_crm" }, reviewStatus(last.to_crm, toCrm(l))), h("td", { class: "from_crm" }, reviewStatus(last.from_crm, fromCrm(l))),
+          h("td", { class: "dry" }, j ? [statusLabel(j.status), h("br"), countersCell(j.to_crm), h("br"), countersCell(j.from_crm)] : h("span", { class: "muted" }, t("review.notAnalysed"))),
+          h("td", { class: "actions" }, failed && !busy ? h("button", { class: "secondary restart", onclick: () => restart(l.mapping) }, t("review.restart")) : null));
+      }), t("nav.review")));
   }
-  render();
+  await load();
   const dryBtn = h("button", { class: "secondary", id: "dry-run", onclick: async () => {
     // A dry run holds the mappings like any run: Start waits until it has ended.
     dryBtn.disabled = startBtn.disabled = true;
     try {
-      const r = await api("POST", "/sync/full", { dry_run: true, after_full_sync: "restore" });
+      const r = await api("POST", "/sync/full", { dry_run: true, recommended: true, after_full_sync: "restore" });
       announce(t("review.analysing"));
       poll(async () => {
         dry = await api("GET", `/runs/${r.run_id}`); render();
@@ -427,10 +455,17 @@ async function reviewPage() {
     if (!confirm(t("review.startConfirm"))) return;
     startBtn.disabled = true;
     try {
-      const r = await api("POST", "/sync/full", { after_full_sync: "ask" });
-      watch(r.run_id);
+      const r = await api("POST", "/sync/full", { recommended: true, after_full_sync: "ask" });
+      outcome = null; watch(r.run_id);
     } catch (err) { startBtn.disabled = false; showError(progress, err); }
   } }, t("review.start"));
+  async function restart(name) {
+    startBtn.disabled = true;
+    try {
+      const r = await api("POST", `/mappings/${enc(name)}/sync`, { full: true, recommended: true });
+      outcome = null; watch(r.run_id);
+    } catch (err) { startBtn.disabled = false; showError(progress, err); }
+  }
   controls.append(dryBtn, " ", startBtn);
   let outcome = null; // the answered decision stays visible while the run finishes
   function watch(runId) {
@@ -441,8 +476,8 @@ async function reviewPage() {
       const done = (run.jobs || []).reduce((a, j) => a + Math.min(j.processed || 0, j.total_estimate || 0), 0);
       progress.replaceChildren(h("h3", { id: "h-progress" }, t("review.progress", { run: run.run_id })),
         h("p", {}, `${t("col.status")}: `, h("strong", { id: "run-status" }, statusLabel(run.status)), " — ", total ? pct(done / total) : ""), jobsTable(run), outcome || "");
-      if (run.status === "AwaitingDecision") { stopPoll(); decision(run); }
-      else if (TERMINAL.includes(run.status)) { stopPoll(); announce(statusLabel(run.status)); startBtn.disabled = false; }
+      if (run.status === "AwaitingDecision") { stopPoll(); decision(run); load().catch(() => {}); }
+      else if (TERMINAL.includes(run.status)) { stopPoll(); announce(statusLabel(run.status)); startBtn.disabled = false; await load().catch((err) => showError(progress, err)); }
     };
     tick(); poll(tick, main);
   }

@@ -110,3 +110,13 @@ def test_render_carries_the_field_catalogue() -> None:
     )
     assert "displayName" in data["catalogue"]["bc"]["customers"]
     assert "accountnumber" in data["catalogue"]["crm"]["accounts"]
+
+
+def test_every_state_counter_and_recommendation_has_a_label() -> None:
+    from shared.model.status import COUNTERS, JobStatus, Recommendation, ReviewStatus, RunStatus
+
+    english = load("en")
+    keys = {f"status.{s}" for s in (*RunStatus, *JobStatus)}
+    keys |= {f"counter.{c}" for c in COUNTERS} | {f"rec.{r}" for r in Recommendation}
+    keys |= {f"review.status.{s}" for s in ReviewStatus if s} | {"review.status.none"}
+    assert keys - set(english) == set()
