@@ -119,10 +119,6 @@ def start_modified(ctx: SyncContext, body: dict[str, Any], trigger: str = "api")
 def start_mapping(ctx: SyncContext, name: str, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
     mapping_or_404(ctx, name)
     b = parse_model(MappingSyncBody, body)
-    if b.recommended and not b.full:
-        raise ApiError(
-            400, "RecommendedNeedsFull", "recommended applies to a full sync: give full=true", "recommended"
-        )
     recs = _recommendations(ctx, [name], b.recommended)
     request = StartRequest(
         "mapping", trigger, [name], b.after_full_sync, b.dry_run, full=b.full, recommendations=recs

@@ -14,7 +14,7 @@ from shared.store.jobs import Job, JobStore
 from shared.store.limits import RateLimiter
 from shared.store.retention import purge
 from shared.store.runs import Run, RunStore
-from shared.store.tables import ERRORS, JOBS, RUNS, Tables
+from shared.store.tables import ERRORS, JOBS, PLANNED, RUNS, Tables
 
 DAY_MS = 86_400_000
 
@@ -62,7 +62,7 @@ def test_purge_deletes_old_runs_jobs_and_errors_in_bulk(tables, monkeypatch):
     idle = tables.client(RUNS).get_entity("limit", "run_starts|key-idle")
     tables.client(RUNS).update_entity({**idle, "window_start": int(time.time()) - 100 * 86_400})
     deleted = purge(tables, days=90)
-    assert deleted == {ERRORS: 253, JOBS: 4, RUNS: 2, "limits": 1}
+    assert deleted == {ERRORS: 253, JOBS: 4, RUNS: 2, PLANNED: 0, "limits": 1}
     assert [r["RowKey"] for r in table_wire.query(tables.client(RUNS), "PartitionKey eq 'limit'")] == [
         "run_starts|key-active"
     ]
@@ -73,7 +73,7 @@ def test_purge_deletes_old_runs_jobs_and_errors_in_bulk(tables, monkeypatch):
     assert partitions(tables, ERRORS) == {stuck, recent}
     assert old not in runs and older not in runs
     # Nothing left to do: a second purge deletes nothing.
-    assert purge(tables, days=90) == {ERRORS: 0, JOBS: 0, RUNS: 0, "limits": 0}
+    assert purge(tables, days=90) == {ERRORS: 0, JOBS: 0, RUNS: 0, PLANNED: 0, "limits": 0}
 
 
 def test_the_retention_timer_is_registered(storage_env):

@@ -55,8 +55,6 @@ def test_both_sides_holding_data_are_coupled_not_duplicated(api):
 def test_match_options_are_kept_per_mapping_and_a_restart_follows_them(api):
     bad = api.http.patch("/api/mappings/SALESPEOPLE", json={"create_new_if_no_match": True})
     assert bad.status_code == 400 and "create_new_if_no_match" in bad.text, bad.text
-    refused = api.http.post("/api/mappings/CUSTOMER/sync", json={"recommended": True})
-    assert refused.status_code == 400 and refused.json()["error"]["code"] == "RecommendedNeedsFull"
     api.http.patch("/api/mappings/CUSTOMER", json={"create_new_if_no_match": True}).raise_for_status()
     assert api.http.get("/api/mappings/CUSTOMER").json()["create_new_if_no_match"] is True
     run = api.wait(
