@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import platform
+import subprocess
 import tempfile
 import threading
 import time
@@ -31,6 +32,8 @@ from shared.settings import Settings
 from shared.store import table_wire
 
 RESULTS = Path(__file__).parent / "results"
+SCALES = {"1k": 1_000, "10k": 10_000, "100k": 100_000}
+NOTE = "2 cores shared with other sessions' test runs while measured: wall and CPU times vary with their load"
 DEFAULT_RECORDS = 10_000  # the issue's default: 10k customers, 20k contacts, 5k items
 MAX = {"dv_page": 5000, "dv_bulk": 1000, "bc_page": 20000, "bc_batch": 100}
 
@@ -346,6 +349,153 @@ def measured_baseline(records: int, latency: float) -> float:
     return seconds
 
 
+def machine() -> dict:
+    return {
+        "cpus": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def commit() -> str:
+    """The measured commit, with `+dirty` when the working tree differs from it."""
+    root = Path(__file__).parent.parent
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "shared", "functions", "devstack", "bench"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return head + ("+dirty" if dirty else "")
+
+
+def per_record(entry: dict) -> dict:
+    """What a full sync costs per record read: the figures that must stay flat as the tenant grows."""
+    n = max(1, entry["records"])
+    return {
+        "worker_cpu_ms": round(entry["cpu_seconds"]["workers"] / n * 1000, 3),
+        "azurite_cpu_ms": round(entry["cpu_seconds"]["azurite"] / n * 1000, 3),
+        "api_requests": round(entry["requests"] / n, 5),
+        "table_entity_ops": round(entry["table_entity_ops"] / n, 3),
+        "table_requests": round(entry["table_requests"] / n, 4),
+        "wall_ms": round(entry["seconds"] / n * 1000, 3),
+    }
+
+
+def measure_scale(name: str, latency: float) -> dict:
+    """One full sync with one worker on a fresh stack at this scale, saved as its own result file so that
+    scales measured on different runs combine (`--plot`)."""
+    records = SCALES[name]
+    started = datetime.now(UTC)
+    stack = start_stack(records, 1, latency)
+    try:
+        entry = full_sync(stack, f"full sync at {name}, 1 worker")
+    finally:
+        stack.stop()
+    result = {
+        "date": started.isoformat(),
+        "commit": commit(),
+        "machine": machine(),
+        "notes": NOTE,
+        "scale": name,
+        "customers": records,
+        "latency_ms": latency,
+        "full_sync": entry,
+        "per_record": per_record(entry),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{started:%Y-%m-%d}-scale-{name}.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def latest_scales() -> dict[str, dict]:
+    """The newest saved measurement per scale."""
+    found: dict[str, dict] = {}
+    for path in sorted(RESULTS.glob("*-scale-*.json")):
+        r = json.loads(path.read_text())
+        found[r["scale"]] = r
+    return dict(sorted(found.items(), key=lambda kv: SCALES[kv[0]]))
+
+
+def scale_table(found: dict[str, dict]) -> str:
+    cols = list(found)
+    rows = [
+        ("records read", lambda r: f"{r['full_sync']['records']:,}"),
+        ("status", lambda r: r["full_sync"]["status"]),
+        ("full sync wall time", lambda r: f"{r['full_sync']['seconds']} s"),
+        ("peak worker RSS", lambda r: f"{r['full_sync']['peak_worker_rss_mb']} MB"),
+        ("worker CPU ms / record", lambda r: r["per_record"]["worker_cpu_ms"]),
+        ("Azurite CPU ms / record", lambda r: r["per_record"]["azurite_cpu_ms"]),
+        ("API requests / record", lambda r: r["per_record"]["api_requests"]),
+        ("table entity ops / record", lambda r: r["per_record"]["table_entity_ops"]),
+        ("table requests / record", lambda r: r["per_record"]["table_requests"]),
+        ("wall ms / record", lambda r: r["per_record"]["wall_ms"]),
+        ("measured (UTC), commit", lambda r: f"{r['date'][:16]}, `{r['commit'][:8]}`"),
+    ]
+    lines = ["| per full sync, 1 worker | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(str(f(found[c])) for c in cols) + " |" for label, f in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_scales(found: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [found[c]["full_sync"]["records"] for c in found]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    left.plot(xs, [found[c]["full_sync"]["seconds"] / 60 for c in found], "o-")
+    left.set(xscale="log", xlabel="records read", ylabel="full sync, minutes", title="Wall time")
+    base = {k: v for k, v in found[next(iter(found))]["per_record"].items()}
+    for key, label in (
+        ("worker_cpu_ms", "worker CPU"),
+        ("azurite_cpu_ms", "Azurite CPU"),
+        ("api_requests", "API requests"),
+        ("table_entity_ops", "table entity ops"),
+        ("wall_ms", "wall time"),
+    ):
+        ys = [found[c]["per_record"][key] / max(base[key], 1e-9) for c in found]
+        right.plot(xs, ys, "o-", label=label)
+    right.axhline(1.2, color="grey", linestyle=":", linewidth=1)
+    right.set(
+        xscale="log",
+        xlabel="records read",
+        ylabel=f"cost per record / at {next(iter(found))}",
+        title="Cost per record, relative to the smallest scale",
+    )
+    right.legend(fontsize=8)
+    for ax in (left, right):
+        ax.minorticks_off()
+        ax.set_xticks(xs, [c for c in found])
+    first = next(iter(found.values()))
+    fig.suptitle(
+        f"Full sync, 1 worker, {first['latency_ms']} ms latency per request; "
+        f"{first['machine']['cpus']} CPUs; commits "
+        + ", ".join(sorted({r["commit"][:8] for r in found.values()})),
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def report_scales() -> int:
+    found = latest_scales()
+    if not found:
+        print("no scale results in bench/results/ (run with --scales first)")
+        return 1
+    table = scale_table(found)
+    (RESULTS / "scales.md").write_text(table)
+    plot_scales(found, RESULTS / "scales.png")
+    print("\n" + table + f"\nwritten: {RESULTS / 'scales.md'}, {RESULTS / 'scales.png'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -360,7 +510,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--small", type=int, default=None, help="customers of the table a tenth the size (modified sync)"
     )
+    parser.add_argument(
+        "--scales",
+        default=None,
+        help="e.g. 1k,10k,100k: only the per-record cost of one-worker full syncs at each scale, "
+        "each saved as bench/results/<date>-scale-<s>.json, then the table and PNG of all saved scales",
+    )
+    parser.add_argument(
+        "--plot", action="store_true", help="only rebuild bench/results/scales.md and scales.png"
+    )
     args = parser.parse_args(argv)
+    if args.plot:
+        return report_scales()
+    if args.scales:
+        names = args.scales.split(",")
+        unknown = [n for n in names if n not in SCALES]
+        if unknown:
+            parser.error(f"unknown scale(s) {unknown}; choose from {list(SCALES)}")
+        for name in names:
+            r = measure_scale(name, args.latency_ms)
+            print(f"  per record at {name}: {r['per_record']}", flush=True)
+        return report_scales()
     records = {"10k": 10000, "100k": 100000}.get(args.scale or "", args.records)
     small = args.small or max(100, records // 10)
     worker_counts = [int(w) for w in args.workers.split(",")]
@@ -369,12 +539,9 @@ def main(argv: list[str] | None = None) -> int:
         "records": records,
         "small_records": small,
         "latency_ms": args.latency_ms,
-        "machine": {
-            "cpus": psutil.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "commit": commit(),
+        "notes": NOTE,
+        "machine": machine(),
         "data": demo_data.summary(demo_data.build(records)),
         "scale_out": {},
     }
