@@ -114,12 +114,27 @@ def test_language_switch_translates_the_page(page, stack: Stack) -> None:
 
 
 def test_full_sync_from_the_review_page(page, stack: Stack) -> None:
+    key = {"x-functions-key": stack.function_key}
+    host = stack.endpoints["host"]
     open_portal(page, stack, "#review")
     page.on("dialog", lambda d: d.accept())
+    # Each line shows the server's recommendation (BC's "Initial Synch Recommendation").
+    lines = httpx.get(f"{host}/api/review", headers=key, timeout=60).json()["value"]
+    labels = {
+        "FullSynchronization": "Full Synchronization",
+        "CoupleRecords": "Couple Records",
+        "NoRecordsFound": "No Records Found",
+    }
+    for line in lines:
+        row = page.locator(f"#review-table tr[data-mapping='{line['mapping']}']")
+        playwright_api.expect(row.locator("td.recommendation")).to_contain_text(
+            labels[line["recommendation"]]
+        )
     page.get_by_role("button", name="Analyse (dry run)").click()
-    page.locator("#review-table tr[data-mapping='CUSTOMER'] td", has_text="Succeeded").wait_for(
-        timeout=120_000
-    )
+    page.locator(
+        "#review-table tr[data-mapping='CUSTOMER'] td.dry",
+        has_text=re.compile("Succeeded|Finished with errors"),
+    ).wait_for(timeout=120_000)
     # The dry run is a run of its own: Start is enabled again once all of it has ended.
     page.wait_for_selector("#start-full:not([disabled])", timeout=120_000)
     shot(page, "review-dry-run")
@@ -129,15 +144,34 @@ def test_full_sync_from_the_review_page(page, stack: Stack) -> None:
     bars = page.locator("#review-progress progress")
     assert bars.count() == 9  # one per default mapping
     assert all(bars.nth(i).get_attribute("value") == "100" for i in range(bars.count()))
+    # Nothing on the mappings changed before the answer: the full sync ran on a per-run override.
+    mappings = httpx.get(f"{host}/api/mappings", headers=key).json()["value"]
+    assert all(m["sync_only_coupled"] for m in mappings)
     shot(page, "review-decision")
-    page.get_by_role("button", name="No — restore the previous setting").click()
-    page.locator("#run-status", has_text="Succeeded").wait_for(timeout=60_000)
-    page.locator("#decision-outcome", has_text="Synch. Only Coupled Records was restored.").wait_for()
-    key = {"x-functions-key": stack.function_key}
-    mappings = httpx.get(f"{stack.endpoints['host']}/api/mappings", headers=key).json()["value"]
-    assert all(m["sync_only_coupled"] for m in mappings)  # "restore" put the defaults back
+    page.get_by_role("button", name="No — keep the previous setting").click()
+    page.locator("#run-status", has_text=re.compile("^(Succeeded|Finished with errors)$")).wait_for(
+        timeout=60_000
+    )
+    page.locator("#decision-outcome", has_text="Synch. Only Coupled Records stays on.").wait_for()
+    mappings = httpx.get(f"{host}/api/mappings", headers=key).json()["value"]
+    assert all(m["sync_only_coupled"] for m in mappings)  # "restore" left the flag on
     customer = page.locator("#review-progress tr[data-mapping='CUSTOMER']")
     assert re.search(r"(inserted|coupled): [1-9]", customer.inner_text())
+    # Per direction, the line shows how the last full synchronization went (as the server reports it).
+    names = {"Success": "Success", "Error": "Error", "InProcess": "In Process"}
+    after = {
+        x["mapping"]: x for x in httpx.get(f"{host}/api/review", headers=key, timeout=60).json()["value"]
+    }
+    for name, line in after.items():
+        for side in ("to_crm", "from_crm"):
+            value = line["last_full_sync"].get(side)
+            cell = page.locator(f"#review-table tr[data-mapping='{name}'] td.{side}")
+            if value:
+                playwright_api.expect(cell).to_contain_text(names[value])
+                failed = cell.locator(".unfavorable") if value == "Error" else cell.locator(".favorable")
+                if value in ("Success", "Error"):
+                    assert failed.count() == 1
+    assert after["CUSTOMER"]["last_full_sync"]["to_crm"] in ("Success", "Error")
     shot(page, "review-done")
     page.get_by_role("link", name="Integration Synchronization Jobs").click()
     page.locator("main h2", has_text="Integration Synchronization Jobs").wait_for()
@@ -188,7 +222,8 @@ def synced(http: Http) -> Http:
 
     def finished_full() -> bool:
         runs = http.get("/runs", limit=50)["value"]
-        return any(r["kind"] == "full" and not r["dry_run"] and r["status"] == "Succeeded" for r in runs)
+        done = ("Succeeded", "FinishedWithErrors")
+        return any(r["kind"] == "full" and not r["dry_run"] and r["status"] in done for r in runs)
 
     deadline = time.monotonic() + 300
     while not finished_full():
@@ -575,3 +610,42 @@ def test_a_page_left_while_loading_never_writes_into_the_next(page, stack: Stack
     page.locator("#couplings-list tbody tr").first.wait_for()
     assert page.locator("main h2").count() == 1
     assert page.locator("#errors-list, #skipped-list, #jobs-box").count() == 0
+
+
+def test_a_mapping_with_failed_records_shows_error_and_restarts(page, stack: Stack, synced: Http) -> None:
+    # The demo data holds records the other side refuses: their mapping's last full sync reads Error.
+    lines = synced.get("/review")["value"]
+    failed = [
+        x
+        for x in lines
+        if "Error" in (x["last_full_sync"].get("to_crm"), x["last_full_sync"].get("from_crm"))
+    ]
+    assert failed, "the demo data's full synchronization recorded no failed record"
+    name = failed[0]["mapping"]
+    before = failed[0]["last_full_sync"]["run_id"]
+    open_page(page, stack, "review")
+    row = page.locator(f"#review-table tr[data-mapping='{name}']")
+    assert row.locator(".review-status.unfavorable", has_text="Error").count() >= 1
+    # Lines without an error offer no Restart.
+    for line in lines:
+        if line not in failed:
+            assert (
+                page.locator(f"#review-table tr[data-mapping='{line['mapping']}'] button.restart").count()
+                == 0
+            )
+    shot(page, "review-error")
+    row.get_by_role("button", name="Restart").click()
+    page.locator("#run-status", has_text=re.compile("^(Succeeded|Finished with errors)$")).wait_for(
+        timeout=120_000
+    )
+    after = {x["mapping"]: x for x in synced.get("/review")["value"]}[name]["last_full_sync"]
+    assert after["run_id"] != before  # the restart is the mapping's last full synchronization now
+    run = synced.get(f"/runs/{after['run_id']}")
+    assert run["kind"] == "mapping" and [j["mapping"] for j in run["jobs"]] == [name]
+    # The run's jobs name the outcome of the job whose records failed.
+    job = next(j for j in synced.get(f"/runs/{before}")["jobs"] if j["mapping"] == name)
+    assert job["status"] in ("FinishedWithErrors", "Failed")
+    text = {"FinishedWithErrors": "Finished with errors", "Failed": "Failed"}[job["status"]]
+    open_portal(page, stack, f"#jobs/{before}")
+    cell = page.locator(f"#jobs-box tr[data-mapping='{name}'] td").first
+    playwright_api.expect(cell).to_have_text(text)
