@@ -359,13 +359,13 @@ def machine() -> dict:
 
 
 def commit() -> str:
-    """The measured commit, with `+dirty` when the working tree differs from it."""
+    """The measured commit, with `+dirty` when the code in the working tree differs from it."""
     root = Path(__file__).parent.parent
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "shared", "functions", "devstack", "bench"],
+        ["git", "status", "--porcelain", "--", "shared", "functions", "devstack", "bench", ":!bench/results"],
         cwd=root,
         capture_output=True,
         text=True,
