@@ -360,7 +360,8 @@ def test_change_probe_skips_only_what_has_nothing_new_and_fails_open(harness, mo
     assert h.job(run, "CURRENCY")["message"] == "no changes since the last sync"
     assert probe.idle_mappings(h.ctx, mappings) == {"CURRENCY", "UNIT OF MEASURE"}
     # A new exchange rate wakes CURRENCY although no currency record changed.
-    h.bc.seed({"currencyExchangeRates": [rate("SEK", 1000, 90)]})
+    # A later starting date: (currency, starting date) is the key of BC's Currency Exchange Rate table.
+    h.bc.seed({"currencyExchangeRates": [rate("SEK", 1000, 90, start="2025-01-01")]})
     assert probe.idle_mappings(h.ctx, mappings) == {"UNIT OF MEASURE"}
     run = h.run("modified", ["CURRENCY", "UNIT OF MEASURE"])
     assert h.job(run, "CURRENCY")["to_crm"]["modified"] == 1, run
