@@ -103,6 +103,18 @@ def records_create(req: func.HttpRequest) -> func.HttpResponse:
     )
 
 
+@bp.route(route="mappings/{name}/match/start", methods=["POST"], auth_level=KEY)
+@api
+def coupling_start(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.start_coupling(context(), req.route_params["name"], body_of(req)), 202)
+
+
+@bp.route(route="mappings/{name}/uncouple/start", methods=["POST"], auth_level=KEY)
+@api
+def uncoupling_start(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(service.start_uncoupling(context(), req.route_params["name"], body_of(req)), 202)
+
+
 @bp.route(route="mappings/{name}/match", methods=["POST"], auth_level=KEY)
 @api
 def match(req: func.HttpRequest) -> func.HttpResponse:

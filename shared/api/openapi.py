@@ -15,7 +15,7 @@ from typing import Any
 from shared.api import browse, records, service
 from shared.mappings.defaults import default_mappings
 from shared.model.status import COUNTERS as RESULT_COUNTERS
-from shared.model.status import JobStatus, RunStatus
+from shared.model.status import JobStatus, RunKind, RunStatus
 
 COUNTERS = {"type": "object", "properties": {str(k): {"type": "integer"} for k in RESULT_COUNTERS}}
 ERROR = {
@@ -58,7 +58,7 @@ RUN = {
     "type": "object",
     "properties": {
         "run_id": {"type": "string"},
-        "kind": {"enum": ["full", "modified", "mapping", "records"]},
+        "kind": {"enum": [str(k) for k in RunKind]},
         "trigger": {"enum": ["api", "portal", "timer", "ribbon"]},
         "status": {"enum": [str(s) for s in RunStatus]},
         "started_at": {"type": ["string", "null"]},
@@ -300,6 +300,26 @@ def document() -> dict[str, Any]:
                 "Match-based coupling",
                 body=records.MatchBody,
                 errors=(*records_op, "429"),
+                body_required=False,
+            ),
+        },
+        "/api/mappings/{name}/match/start": {
+            "parameters": name,
+            "post": _op(
+                "Match-based coupling of the whole mapping as a background run (kind coupling)",
+                202,
+                service.BackgroundJobBody,
+                errors=("404", *start),
+                body_required=False,
+            ),
+        },
+        "/api/mappings/{name}/uncouple/start": {
+            "parameters": name,
+            "post": _op(
+                "Remove every coupling of the mapping as a background run (kind uncoupling); records stay",
+                202,
+                service.BackgroundJobBody,
+                errors=("404", *start),
                 body_required=False,
             ),
         },

@@ -11,7 +11,7 @@ from shared.api import limits
 from shared.api.errors import ApiError, from_validation
 from shared.connectors.errors import BadRequest, ConnectorError
 from shared.mappings import FieldMapping, Mapping, MappingError, validate_mappings
-from shared.model.status import Recommendation
+from shared.model.status import Recommendation, RunKind
 from shared.store.mapping_defs import MappingConflict
 from shared.sync import orchestrator, review
 from shared.sync.orchestrator import DecisionConflict, RunConflict, StartRequest, UnknownMapping
@@ -124,6 +124,27 @@ def start_mapping(ctx: SyncContext, name: str, body: dict[str, Any], trigger: st
         "mapping", trigger, [name], b.after_full_sync, b.dry_run, full=b.full, recommendations=recs
     )
     return _start(ctx, request)
+
+
+class BackgroundJobBody(_Body):
+    dry_run: bool = False
+
+
+def start_coupling(ctx: SyncContext, name: str, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
+    """Match-based coupling of the mapping's uncoupled records as a background run (kind coupling), with
+    the mapping's options: sync after coupling, create new if unable to find a match."""
+    mapping_or_404(ctx, name)
+    b = parse_model(BackgroundJobBody, body)
+    return _start(ctx, StartRequest(RunKind.COUPLING, trigger, [name], "restore", b.dry_run))
+
+
+def start_uncoupling(
+    ctx: SyncContext, name: str, body: dict[str, Any], trigger: str = "api"
+) -> dict[str, Any]:
+    """Remove every coupling of the mapping as a background run (kind uncoupling); the records stay."""
+    mapping_or_404(ctx, name)
+    b = parse_model(BackgroundJobBody, body)
+    return _start(ctx, StartRequest(RunKind.UNCOUPLING, trigger, [name], "restore", b.dry_run))
 
 
 def full_sync_review(ctx: SyncContext) -> dict[str, Any]:

@@ -19,6 +19,15 @@ class RunStatus(StrEnum):
     CANCELLED = "Cancelled"
 
 
+class RunKind(StrEnum):
+    FULL = "full"
+    MODIFIED = "modified"
+    MAPPING = "mapping"  # one mapping, modified or full
+    RECORDS = "records"  # a record action (couple, create, sync selected, match, ribbon)
+    COUPLING = "coupling"  # match-based coupling of a whole mapping, in the background (BC's Coupling job)
+    UNCOUPLING = "uncoupling"  # removing every coupling of a mapping, in the background
+
+
 class JobStatus(StrEnum):
     PENDING = "Pending"
     WAITING = "Waiting"  # for its dependencies

@@ -15,6 +15,7 @@ CrmMode = Literal["restart", "modifiedon"]  # tracking restarted after a refused
 class Cursor:
     full: bool = False  # a full sync (set when the job is created)
     couple: bool = False  # the review's "couple records" (set when the job is created)
+    match_only: bool = False  # a coupling job: coupled records are left as they are, watermarks too
     sync_pass: str | None = None  # None: not started
     phase: Phase = "main"
     link: str | None = None  # the next page of the current pass
@@ -30,6 +31,7 @@ class Cursor:
         return cls(
             full=bool(stored.get("full")),
             couple=bool(stored.get("couple")),
+            match_only=bool(stored.get("match_only")),
             sync_pass=stored.get("pass"),
             phase=stored.get("phase", "main"),
             link=stored.get("link"),
@@ -45,6 +47,7 @@ class Cursor:
         out = {
             "full": self.full,
             "couple": self.couple,
+            "match_only": self.match_only,
             "pass": self.sync_pass,
             "phase": self.phase,
             "link": self.link,
@@ -59,7 +62,7 @@ class Cursor:
 
     def start(self, sync_pass: str) -> Cursor:
         """The cursor at the beginning of ``sync_pass``: a modified sync retries failures first."""
-        return Cursor(self.full, self.couple, sync_pass, "main" if self.full else "retry")
+        return Cursor(self.full, self.couple, self.match_only, sync_pass, "main" if self.full else "retry")
 
     def observe(self, stamps: list[str | None]) -> None:
         """Move ``max_seen`` to the newest of ``stamps`` (ISO times; BC's and Dataverse's alike)."""

@@ -17,7 +17,7 @@ from shared import telemetry, usage
 from shared.connectors.errors import NotConfigured
 from shared.errors import Concurrency, InvalidInput
 from shared.mappings import Mapping
-from shared.model.status import JobStatus, Recommendation, Result, RunStatus
+from shared.model.status import JobStatus, Recommendation, Result, RunKind, RunStatus
 from shared.store import sync_queue
 from shared.store.errors import SyncError
 from shared.store.etag import Superseded
@@ -62,7 +62,7 @@ class UnknownMapping(InvalidInput):
 
 @dataclass
 class StartRequest:
-    kind: str  # full | modified | mapping
+    kind: str  # full | modified | mapping | coupling | uncoupling
     trigger: str = "api"
     mappings: list[str] | None = None
     after_full_sync: str = "restore"  # ask | keep | restore
@@ -115,9 +115,8 @@ def _create_run(ctx: SyncContext, request: StartRequest, run_id: str, selected: 
         _mark_full_sync(ctx, selected, run_id)
     names = {m.name for m in selected}
     unconfigured = _not_configured(ctx, selected)
-    idle = (
-        probe.idle_mappings(ctx, [m for m in selected if m.name not in unconfigured]) if not full else set()
-    )
+    probed = request.kind in ("modified", "mapping") and not full  # runs of changes only
+    idle = probe.idle_mappings(ctx, [m for m in selected if m.name not in unconfigured]) if probed else set()
     idle |= set(unconfigured)
     jobs = [
         Job(
@@ -125,7 +124,7 @@ def _create_run(ctx: SyncContext, request: StartRequest, run_id: str, selected: 
             mapping=m.name,
             depends_on=[d for d in m.depends_on if d in names],
             passes=m.passes(),
-            cursor=_first_cursor(full, request.recommendations.get(m.name)),
+            cursor=_first_cursor(request.kind, full, request.recommendations.get(m.name)),
         )
         for m in selected
     ]
@@ -157,7 +156,9 @@ def _create_run(ctx: SyncContext, request: StartRequest, run_id: str, selected: 
     return run
 
 
-def _first_cursor(full: bool, recommendation: Recommendation | None) -> dict[str, Any]:
+def _first_cursor(kind: str, full: bool, recommendation: Recommendation | None) -> dict[str, Any]:
+    if kind == RunKind.COUPLING:  # every source record is read; only uncoupled ones are worked on
+        return Cursor(full=True, couple=True, match_only=True).stored()
     if not full:
         return {}
     return Cursor(full=True, couple=recommendation == Recommendation.COUPLE_RECORDS).stored()

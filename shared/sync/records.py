@@ -112,6 +112,7 @@ class PageSync:
         self.matcher = matcher  # match criteria other than the mapping's (the match action)
         self.create_unmatched = create_unmatched
         self.sync_after_couple = True  # the match action couples without writing values
+        self.sync_coupled = True  # a coupling job leaves coupled records as they are
         self.src, self.dst = ("bc", "crm") if sync_pass == "to_crm" else ("crm", "bc")
         self.crm_entity = CRM_ENTITIES[mapping.crm_entity]
         moving = [f for f in mapping.fields if f.flows(sync_pass) and not f.is_constant and f.bc and f.crm]
@@ -294,6 +295,9 @@ class PageSync:
                 continue
             if c.skipped:
                 self.done(sid, "skipped", self.coupling_dst(c), "record is in Skipped Records")
+                continue
+            if not self.sync_coupled:
+                self.done(sid, Result.UNCHANGED, self.coupling_dst(c), "already coupled")
                 continue
             if c.last_job == self.run_id and c.last_result == "failed" and self.p == "from_crm":
                 # Already failed (and its error recorded) in this run's to_crm pass: count it once more

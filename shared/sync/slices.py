@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from shared.connectors import odata
 from shared.connectors.errors import BadRequest, ConnectorError
 from shared.mappings import Mapping
+from shared.model.status import Pass, Result, RunKind
 from shared.odata_filter import evaluate, parse
 from shared.store.errors import SyncError
 from shared.store.tables import iso, parse_iso
@@ -71,12 +72,22 @@ class SliceRunner:
         if self.cursor.couple:
             page.create_unmatched = self.m.create_new_if_no_match
             page.sync_after_couple = self.m.sync_after_coupling
+        page.sync_coupled = not self.cursor.match_only
         return page
 
+    def passes(self) -> list[str]:
+        """A coupling job goes once over the BC side (the CRM side where BC cannot be read from), as BC's
+        match-based coupling runs over its own table; other jobs take every pass of the mapping."""
+        if self.cursor.match_only:
+            return [Pass.TO_CRM if self.m.allows(Pass.TO_CRM) else Pass.FROM_CRM]
+        return list(self.m.passes())
+
     def run_slice(self) -> SliceResult:
+        if self.run.kind == RunKind.UNCOUPLING:
+            return self._uncouple_slice()
         cursor = self.cursor
         if cursor.sync_pass is None:
-            cursor = cursor.start(self.m.passes()[0])
+            cursor = cursor.start(self.passes()[0])
         sync_pass = cursor.sync_pass
         self.ctx.new_slice()
         page = self.page_sync(sync_pass)
@@ -108,13 +119,30 @@ class SliceRunner:
         if cursor.phase == "main" and cursor.pass_done:
             self._finish_pass(sync_pass, cursor)
             self.ctx.drop_matcher(self.m.name, sync_pass, self.run.run_id)
-            passes = self.m.passes()
+            passes = self.passes()
             i = passes.index(sync_pass)
             if i + 1 < len(passes):
                 cursor = cursor.start(passes[i + 1])
             else:
                 result.done = True
         result.cursor = cursor
+        return result
+
+    def _uncouple_slice(self) -> SliceResult:
+        """One page of the mapping's couplings removed; the records stay on both sides (BC's Uncoupling
+        job). A page retried after a crash goes on from the same continuation: what is gone is not read."""
+        sync_pass = self.m.passes()[0]
+        result = SliceResult(sync_pass)
+        page, token = self.ctx.couplings.list(
+            self.m.name, page_size=self.page_size, continuation=self.cursor.link
+        )
+        if not self.run.dry_run:
+            for c in page:
+                self.ctx.couplings.delete(c)
+        result.counts[Result.UNCOUPLED] += len(page)
+        result.processed = len(page)
+        result.cursor = Cursor(sync_pass=sync_pass, link=token, pass_done=token is None)
+        result.done = token is None
         return result
 
     # --- sources -----------------------------------------------------------------------------------
@@ -216,7 +244,7 @@ class SliceRunner:
 
     def _finish_pass(self, sync_pass: str, cursor: Cursor) -> None:
         """Move the watermark / delta link forward: every write of the pass is committed by now."""
-        if self.run.dry_run:
+        if self.run.dry_run or cursor.match_only:  # a coupling job synced no change of coupled records
             return
         started = parse_iso(self.job.started_at)
         changes: dict[str, Any] = {}

@@ -1,0 +1,69 @@
+"""Match-based coupling and uncoupling of a whole mapping as background runs (BC's Coupling and
+Uncoupling jobs), over HTTP through the queue. Tests share one stack, in order."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.integration.api.conftest import Api, start_stack
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    stack = start_stack(tmp_path_factory, "couplingstack", data="none", workers=2)
+    yield Api(stack)
+    stack.stop()
+
+
+def account(name: str, **extra) -> dict:
+    return {"accountid": str(uuid.uuid4()), "name": name, "customertypecode": 3, "statecode": 0, **extra}
+
+
+def couplings(api: Api) -> list[dict]:
+    return api.http.get("/api/mappings/CUSTOMER/couplings").json()["value"]
+
+
+def test_a_coupling_run_couples_matches_and_creates_only_when_the_mapping_says_so(api):
+    api.seed("bc", {"customers": [{"displayName": "Twin", "email": "twin@example.com", "blocked": " "}]})
+    api.seed("bc", {"customers": [{"displayName": "Alone", "email": "alone@example.com", "blocked": " "}]})
+    api.seed(
+        "dataverse", {"accounts": [account("Twin", emailaddress1="twin@example.com"), account("Lonely")]}
+    )
+    run = api.wait(api.start("/api/mappings/CUSTOMER/match/start"))
+    assert (run["kind"], run["status"]) == ("coupling", "Succeeded"), run
+    job = api.job(run, "CUSTOMER")
+    assert job["to_crm"]["coupled"] == 1 and job["to_crm"]["inserted"] == 0, job
+    assert sum(job["from_crm"].values()) == 0  # one pass, over BC's side, as BC's coupling job
+    assert len(couplings(api)) == 1
+    assert not [a for a in api.records("dataverse", "accounts") if a["name"] == "Alone"]
+    assert not [c for c in api.records("bc", "customers") if c["displayName"] == "Lonely"]
+    # A coupling run moves no watermark: it synced no change of coupled records.
+    assert api.http.get("/api/mappings/CUSTOMER").json()["state"]["bc_watermark"] is None
+
+
+def test_with_create_new_if_no_match_the_unmatched_get_counterparts_and_coupled_ones_stay(api):
+    api.http.patch("/api/mappings/CUSTOMER", json={"create_new_if_no_match": True}).raise_for_status()
+    run = api.wait(api.start("/api/mappings/CUSTOMER/match/start"))
+    job = api.job(run, "CUSTOMER")
+    assert job["to_crm"]["inserted"] == 1 and job["to_crm"]["unchanged"] == 1, job
+    assert [a for a in api.records("dataverse", "accounts") if a["name"] == "Alone"]
+    assert len(couplings(api)) == 2
+    listed = api.http.get("/api/runs", params={"limit": 5}).json()["value"]
+    assert [r["kind"] for r in listed[:2]] == ["coupling", "coupling"]
+
+
+def test_an_uncoupling_run_removes_every_coupling_and_keeps_the_records(api):
+    before = (len(api.records("bc", "customers")), len(api.records("dataverse", "accounts")))
+    run = api.wait(api.start("/api/mappings/CUSTOMER/uncouple/start"))
+    assert (run["kind"], run["status"]) == ("uncoupling", "Succeeded"), run
+    assert api.job(run, "CUSTOMER")["to_crm"]["uncoupled"] == 2
+    assert couplings(api) == []
+    assert (len(api.records("bc", "customers")), len(api.records("dataverse", "accounts"))) == before
+
+
+def test_background_starts_refuse_bad_input(api):
+    assert api.http.post("/api/mappings/NOPE/match/start", json={}).status_code == 404
+    bad = api.http.post("/api/mappings/CUSTOMER/uncouple/start", json={"everything": True})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "everything", bad.text
