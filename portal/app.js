@@ -269,7 +269,9 @@ async function mappingsPage() {
         h("td", {}, m.sync_only_coupled ? t("yes") : t("no")), h("td", {}, (m.depends_on || []).join(", ") || "–"),
         h("td", { class: "actions" }, h("button", { onclick: (e) => editForm(m, e.target.closest("tr")) }, t("mappings.edit")),
           h("button", { class: "secondary", onclick: () => startRun(`/mappings/${enc(m.name)}/sync`, {}) }, t("action.syncModified")),
-          h("button", { class: "secondary", onclick: () => startRun(`/mappings/${enc(m.name)}/sync`, { full: true }) }, t("action.runFull"))))), t("nav.mappings"), "cards mappings"));
+          h("button", { class: "secondary", onclick: () => startRun(`/mappings/${enc(m.name)}/sync`, { full: true }) }, t("action.runFull")),
+          h("button", { class: "secondary", "data-action": "match-start", onclick: () => startRun(`/mappings/${enc(m.name)}/match/start`, {}) }, t("action.matchCoupling")),
+          h("button", { class: "secondary", "data-action": "uncouple-start", onclick: () => confirm(t("action.uncoupleConfirm", { mapping: m.name })) && startRun(`/mappings/${enc(m.name)}/uncouple/start`, {}) }, t("action.uncoupleAll"))))), t("nav.mappings"), "cards mappings"));
   }
   async function startRun(path, body) {
     try { const r = await api("POST", path, body); location.hash = `#jobs/${r.run_id}`; } catch (err) { showError(msg, err); }
