@@ -107,23 +107,24 @@ class MatchIndex:
         with self._lock:
             self._index = self._build()
 
-    def candidates(self, record: dict[str, Any], page) -> list[dict[str, Any]] | None:
-        """Destination records matching ``record`` by the first group that has values; None = no criteria."""
+    def candidate_groups(self, record: dict[str, Any], page) -> list[list[dict[str, Any]] | None] | None:
+        """Per match priority (lowest first) the destination records matching ``record``; None for a
+        priority with an empty value (BC ignores empty match values). None = no criteria at all."""
         if not self.groups:
             return None
         with self._lock:
             if self._index is None:
                 self._index = self._build()
+        out = []
         for gi, group in enumerate(self.groups):
             key = _key([page.translated(f, record) for f in group], group)
             if key is None:
+                out.append(None)
                 continue
             held = self._index[gi].get(key, [])
             entries = [e if isinstance(e, dict) else {self._id(None): e} for e in _as_list(held)]
-            found = [r for r in entries if page.dst_id(r) not in self._claimed]
-            if found:
-                return found
-        return []
+            out.append([r for r in entries if page.dst_id(r) not in self._claimed])
+        return out
 
     def claim(self, dst_id: str) -> bool:
         """Reserve a destination record for one source record of this run (False if taken)."""

@@ -581,36 +581,58 @@ class PageSync:
         to_create = []
         matcher = self.matcher or self.ctx.matcher(self.m, self.p, self.run_id)
         couples: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        found: list[tuple[dict[str, Any], list[list[dict[str, Any]] | None] | None]] = []
         for record in records:
-            sid = self.src_id(record)
             try:
-                candidates = matcher.candidates(record, self)
+                found.append((record, matcher.candidate_groups(record, self)))
             except RecordRefused as exc:
-                self.fail(sid, None, *refusal(exc))
-                continue
-            if candidates is None or len(candidates) == 0:
-                to_create.append(record)
-            elif len(candidates) == 1:
-                couples.append((record, candidates[0]))
+                self.fail(self.src_id(record), None, *refusal(exc))
+        ids = list({self.dst_id(c) for _, groups in found for g in groups or [] for c in g or []})
+        coupled = (self.ctx.couplings.by_crm if self.dst == "crm" else self.ctx.couplings.by_bc)(
+            self.m.name, ids
+        )
+        # Priority by priority over the whole page (a unique match by number before one by name), as BC's
+        # criteria: a priority whose match is ambiguous, or coupled to another record, falls through.
+        open_ = [(r, g) for r, g in found if g is not None]
+        to_create += [r for r, g in found if g is None]  # no match criteria
+        chosen: set[str] = set()  # destination records taken by this page
+        ambiguous: dict[str, list[dict[str, Any]]] = {}
+        for level in range(len(matcher.groups)):
+            still = []
+            for record, groups in open_:
+                sid = self.src_id(record)
+                free = [
+                    c
+                    for c in groups[level] or []
+                    if self.dst_id(c).lower() not in chosen
+                    and ((h := coupled.get(self.dst_id(c).lower())) is None or self.coupling_src(h) == sid)
+                ]
+                if len(free) == 1:
+                    chosen.add(self.dst_id(free[0]).lower())
+                    couples.append((record, free[0]))
+                    continue
+                if len(free) > 1:
+                    ambiguous.setdefault(sid, free)
+                still.append((record, groups))
+            open_ = still
+        for record, _ in open_:
+            sid = self.src_id(record)
+            if sid in ambiguous:
+                ids_text = ", ".join(self.dst_id(c) for c in ambiguous[sid][:5])
+                message = f"ambiguous match: {len(ambiguous[sid])} records match ({ids_text})"
+                self.fail(sid, None, message, "AmbiguousMatch")
             else:
-                ids = ", ".join(self.dst_id(c) for c in candidates[:5])
-                self.fail(
-                    sid, None, f"ambiguous match: {len(candidates)} records match ({ids})", "AmbiguousMatch"
-                )
+                to_create.append(record)
         if couples:
-            self._couple_matched(couples, matcher)
+            self._couple_matched(couples, matcher, coupled)
         if to_create and self.create_unmatched:
             self.create(to_create)
         else:
             for record in to_create:
                 self.done(self.src_id(record), "no_match")
 
-    def _couple_matched(self, pairs, matcher) -> None:
-        taken = (
-            self.ctx.couplings.by_crm(self.m.name, [self.dst_id(t) for _, t in pairs])
-            if self.dst == "crm"
-            else self.ctx.couplings.by_bc(self.m.name, [self.dst_id(t) for _, t in pairs])
-        )
+    def _couple_matched(self, pairs, matcher, taken: dict[str, Coupling]) -> None:
+        """``taken``: the couplings the matched destination records had when the page was matched."""
         new: list[tuple[dict[str, Any], dict[str, Any], Coupling]] = []
         for record, target in pairs:
             sid, did = self.src_id(record), self.dst_id(target)

@@ -161,3 +161,29 @@ def test_a_dry_run_assumes_the_couplings_its_earlier_jobs_would_create(harness):
         for sync_pass in ("to_crm", "from_crm"):
             assert d[sync_pass]["failed"] == r[sync_pass]["failed"], (mapping, d, r)
     assert h.job(dry, "CONTACT")["to_crm"]["inserted"] == h.job(real, "CONTACT")["to_crm"]["inserted"] == 1
+
+
+def test_an_ambiguous_or_already_coupled_match_falls_through_to_the_next_priority(harness):
+    h = harness
+    set_mapping(h, "CUSTOMER", direction="Bidirectional")
+    h.bc.seed(
+        {
+            "customers": [
+                customer("C901", "Beta", email="beta@example.com"),
+                customer("C902", "Gamma", email="gamma@example.com"),
+                customer("C903", "Gamma", email="gamma@example.com"),
+            ]
+        }
+    )
+    beta = account("Beta", emailaddress1="beta@example.com", accountnumber="C901")
+    other = account("Other", emailaddress1="other@example.com", accountnumber="C901")
+    gamma = account("Gamma", emailaddress1="gamma@example.com", accountnumber="C902")
+    h.dv.seed({"accounts": [beta, other, gamma]})
+    h.run("full", ["CUSTOMER"])
+    by_number = customers_by_number(h)
+    pair = {n: h.ctx.couplings.get("CUSTOMER", bc_id=by_number[n]["id"]) for n in ("C901", "C902", "C903")}
+    # Number C901 matches two accounts (ambiguous): name and email, the next priority, pick one.
+    assert pair["C901"].crm_id == beta["accountid"]
+    assert pair["C902"].crm_id == gamma["accountid"]
+    # C903's name and email match Gamma, coupled to C902 already: no match, so a counterpart is created.
+    assert pair["C903"] is not None and pair["C903"].crm_id not in (gamma["accountid"], other["accountid"])
