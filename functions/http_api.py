@@ -123,6 +123,12 @@ def match(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(records.match(context(), req.route_params["name"], body))
 
 
+@bp.route(route="mappings/{name}/skipped/restore-all", methods=["POST"], auth_level=KEY)
+@api
+def skipped_restore_all(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(records.restore_all_skipped(context(), req.route_params["name"]))
+
+
 @bp.route(route="mappings/{name}/skipped/restore", methods=["POST"], auth_level=KEY)
 @api
 def skipped_restore(req: func.HttpRequest) -> func.HttpResponse:

@@ -323,6 +323,10 @@ def document() -> dict[str, Any]:
                 body_required=False,
             ),
         },
+        "/api/mappings/{name}/skipped/restore-all": {
+            "parameters": name,
+            "post": _op("Restore every skipped record of the mapping", errors=("404",), body_required=False),
+        },
         "/api/mappings/{name}/skipped/restore": {
             "parameters": name,
             "post": _op("Restore skipped records", body=records.IdsBody, errors=records_op),

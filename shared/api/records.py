@@ -211,6 +211,21 @@ def restore_skipped(ctx, name: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"restored": len(restored)}
 
 
+def restore_all_skipped(ctx, name: str) -> dict[str, Any]:
+    """Restore every skipped coupling of the mapping (BC's "Restore All" on CRM Skipped Records)."""
+    m = mapping_or_404(ctx, name)
+    restored, token = 0, None
+    while True:
+        page, token = ctx.couplings.list(m.name, where=eq("skipped", True), page_size=100, continuation=token)
+        for c in page:
+            c.skipped, c.failures, c.last_result, c.last_error = False, 0, "failed", None
+        if page:
+            ctx.couplings.save_many(page)
+            restored += len(page)
+        if not token:
+            return {"restored": restored}
+
+
 # --- records ---------------------------------------------------------------------------------------
 def create_records(ctx, name: str, body: dict[str, Any], trigger: str = "api") -> dict[str, Any]:
     """Create counterparts for uncoupled records and couple them."""

@@ -7,6 +7,10 @@ import uuid
 
 import pytest
 
+from shared.settings import StorageSettings
+from shared.store.clients import table_service
+from shared.store.couplings import CouplingStore
+from shared.store.tables import Tables
 from tests.integration.api.conftest import Api, start_stack
 
 
@@ -52,6 +56,21 @@ def test_with_create_new_if_no_match_the_unmatched_get_counterparts_and_coupled_
     assert len(couplings(api)) == 2
     listed = api.http.get("/api/runs", params={"limit": 5}).json()["value"]
     assert [r["kind"] for r in listed[:2]] == ["coupling", "coupling"]
+
+
+def test_restore_all_clears_every_skipped_record_of_the_mapping(api):
+    storage = StorageSettings(api.stack.endpoints["storage_connection_string"], "", "")
+    store = CouplingStore(Tables(table_service(storage), prefix=""))
+    pairs = list(store.iter_all("CUSTOMER"))
+    for c in pairs:
+        c.skipped, c.failures, c.last_result, c.last_error = True, 2, "skipped", "the same error twice"
+    store.save_many(pairs)
+    skipped = api.http.get("/api/mappings/CUSTOMER/couplings", params={"skipped": "true"}).json()["value"]
+    assert len(skipped) == len(pairs) == 2
+    answer = api.http.post("/api/mappings/CUSTOMER/skipped/restore-all")
+    assert answer.status_code == 200 and answer.json() == {"restored": 2}, answer.text
+    assert api.http.get("/api/mappings/CUSTOMER/couplings", params={"skipped": "true"}).json()["value"] == []
+    assert api.http.post("/api/mappings/NOPE/skipped/restore-all").status_code == 404
 
 
 def test_an_uncoupling_run_removes_every_coupling_and_keeps_the_records(api):
