@@ -87,6 +87,26 @@ def couplings(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(records.uncouple(context(), name, body_of(req, required=True)))
 
 
+@bp.route(route="mappings/{name}/broken-couplings", methods=["GET"], auth_level=KEY)
+@api
+def broken_couplings(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(records.list_broken(context(), req.route_params["name"], dict(req.params)))
+
+
+@bp.route(route="mappings/{name}/broken-couplings/restore", methods=["POST"], auth_level=KEY)
+@api
+def broken_restore(req: func.HttpRequest) -> func.HttpResponse:
+    body = body_of(req, required=True)
+    return json_response(records.repair_broken(context(), req.route_params["name"], body, "restore"))
+
+
+@bp.route(route="mappings/{name}/broken-couplings/delete", methods=["POST"], auth_level=KEY)
+@api
+def broken_delete(req: func.HttpRequest) -> func.HttpResponse:
+    body = body_of(req, required=True)
+    return json_response(records.repair_broken(context(), req.route_params["name"], body, "delete"))
+
+
 @bp.route(route="mappings/{name}/records/sync", methods=["POST"], auth_level=KEY)
 @api
 def records_sync(req: func.HttpRequest) -> func.HttpResponse:

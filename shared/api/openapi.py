@@ -323,6 +323,26 @@ def document() -> dict[str, Any]:
                 body_required=False,
             ),
         },
+        "/api/mappings/{name}/broken-couplings": {
+            "parameters": name,
+            "get": _op(
+                "One page of couplings checked for a record deleted on either side",
+                params=[cursor],
+                errors=("404",),
+            ),
+        },
+        "/api/mappings/{name}/broken-couplings/restore": {
+            "parameters": name,
+            "post": _op(
+                "Re-create the deleted record of broken couplings", body=records.IdsBody, errors=records_op
+            ),
+        },
+        "/api/mappings/{name}/broken-couplings/delete": {
+            "parameters": name,
+            "post": _op(
+                "Delete the surviving record of broken couplings", body=records.IdsBody, errors=records_op
+            ),
+        },
         "/api/mappings/{name}/skipped/restore-all": {
             "parameters": name,
             "post": _op("Restore every skipped record of the mapping", errors=("404",), body_required=False),

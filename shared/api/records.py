@@ -19,6 +19,7 @@ from shared.store.couplings import Coupling
 from shared.store.errors import parse_error_id
 from shared.store.runs import Run, new_run_id
 from shared.store.tables import iso, now
+from shared.sync import actions
 from shared.sync.matching import MatchIndex
 from shared.sync.records import Outcome, PageSync
 from shared.sync.values import raw_value, value_hash
@@ -224,6 +225,40 @@ def restore_all_skipped(ctx, name: str) -> dict[str, Any]:
             restored += len(page)
         if not token:
             return {"restored": restored}
+
+
+def list_broken(ctx, name: str, params: dict[str, str]) -> dict[str, Any]:
+    """One page of the mapping's couplings checked for a record deleted on either side."""
+    m = mapping_or_404(ctx, name)
+    try:
+        found, token = actions.broken_page(ctx, m, params.get("continuation") or None)
+    except ValueError:
+        raise ApiError(400, "InvalidContinuation", "malformed continuation token", "continuation") from None
+    return {"value": [b.api() for b in found], "continuation": token}
+
+
+def repair_broken(ctx, name: str, body: dict[str, Any], action: str, trigger: str = "api") -> dict[str, Any]:
+    """Restore the deleted record from the surviving one, or delete the surviving record, per coupling."""
+    m = mapping_or_404(ctx, name)
+    bc_ids, crm_ids = _ids(parse_model(IdsBody, body))
+    found = _coupled(ctx, m, bc_ids, crm_ids)
+    broken = {b.coupling.bc_id: b for b in actions.find_broken(ctx, m, list(found.values()))}
+    results: list[dict[str, Any]] = [
+        {"bc_id": c.bc_id, "crm_id": c.crm_id, "result": "failed", "message": "both records exist"}
+        for c in found.values()
+        if c.bc_id not in broken
+    ]
+    known = {c.bc_id for c in found.values()} | {c.crm_id for c in found.values()}
+    results += [
+        {"id": i, "result": "failed", "message": "record is not coupled"}
+        for i in [*bc_ids, *crm_ids]
+        if i not in known
+    ]
+    run = _records_run(ctx, m, trigger)
+    outcomes = actions.repair(ctx, m, list(broken.values()), action, run.run_id)  # type: ignore[arg-type]
+    _end_run(ctx, run, outcomes)
+    results += [{"id": o.source_id, "result": o.result, "message": o.message} for o in outcomes]
+    return {"run_id": run.run_id, "value": results}
 
 
 # --- records ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from shared.settings import StorageSettings
 from shared.store.clients import table_service
-from shared.store.couplings import CouplingStore
+from shared.store.couplings import Coupling, CouplingStore
 from shared.store.tables import Tables
 from tests.integration.api.conftest import Api, start_stack
 
@@ -86,3 +86,48 @@ def test_background_starts_refuse_bad_input(api):
     assert api.http.post("/api/mappings/NOPE/match/start", json={}).status_code == 404
     bad = api.http.post("/api/mappings/CUSTOMER/uncouple/start", json={"everything": True})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "everything", bad.text
+
+
+def _store(api: Api) -> CouplingStore:
+    storage = StorageSettings(api.stack.endpoints["storage_connection_string"], "", "")
+    return CouplingStore(Tables(table_service(storage), prefix=""))
+
+
+def test_broken_couplings_are_found_and_restored_or_deleted(api):
+    api.seed(
+        "bc", {"customers": [{"displayName": n, "blocked": " "} for n in ("Orphan", "Doomed", "Healthy")]}
+    )
+    bc = {c["displayName"]: c for c in api.records("bc", "customers")}
+    api.seed("dataverse", {"accounts": [account("Healthy CRM")]})
+    healthy = next(a for a in api.records("dataverse", "accounts") if a["name"] == "Healthy CRM")
+    gone = {
+        "Orphan": str(uuid.uuid4()),
+        "Doomed": str(uuid.uuid4()),
+    }  # Dataverse records that no longer exist
+    store = _store(api)
+    store.create_many(
+        [Coupling("CUSTOMER", bc[n]["id"], crm_id) for n, crm_id in gone.items()]
+        + [Coupling("CUSTOMER", bc["Healthy"]["id"], healthy["accountid"])]
+    )
+    answer = api.http.get("/api/mappings/CUSTOMER/broken-couplings").json()
+    assert answer["continuation"] is None
+    assert sorted((b["crm_id"], b["missing"]) for b in answer["value"]) == sorted(
+        (i, "crm") for i in gone.values()
+    )
+    restored = api.http.post(
+        "/api/mappings/CUSTOMER/broken-couplings/restore",
+        json={"bc_ids": [bc["Orphan"]["id"], bc["Healthy"]["id"]]},
+    )
+    assert restored.status_code == 200, restored.text
+    by_result = {v["result"] for v in restored.json()["value"]}
+    assert by_result == {"inserted", "failed"}, restored.json()  # Healthy: both records exist
+    new = store.get("CUSTOMER", bc_id=bc["Orphan"]["id"])
+    assert new is not None and new.crm_id != gone["Orphan"]
+    assert [a for a in api.records("dataverse", "accounts") if a["accountid"] == new.crm_id]
+    deleted = api.http.post(
+        "/api/mappings/CUSTOMER/broken-couplings/delete", json={"bc_ids": [bc["Doomed"]["id"]]}
+    )
+    assert deleted.json()["value"][0]["result"] == "deleted", deleted.text
+    assert "Doomed" not in {c["displayName"] for c in api.records("bc", "customers")}
+    assert store.get("CUSTOMER", bc_id=bc["Doomed"]["id"]) is None
+    assert api.http.get("/api/mappings/CUSTOMER/broken-couplings").json()["value"] == []
