@@ -658,7 +658,23 @@ async function couplingsPage() {
       if (!dry) await list.reload();
     } catch (err) { showError(msg, err); }
   }
-  main.append(search, msg, results, h("div", { class: "cols" }, coupleBox, matchBox));
+  // BC's CRM Skipped Records actions for the whole mapping, and couplings whose record was deleted.
+  const broken = h("div", { id: "broken-list" });
+  async function findBroken(token) {
+    try {
+      const r = await api("GET", `${base()}/broken-couplings${query({ continuation: token })}`);
+      const repair = (action, b) => act("POST", `/broken-couplings/${action}`, { bc_ids: [b.bc_id] }).then(() => findBroken(token));
+      broken.replaceChildren(r.value.length ? table([t("side.bc"), t("side.crm"), t("broken.missing"), t("col.actions")], r.value.map((b) => h("tr", { "data-bc-id": b.bc_id },
+        h("td", {}, h("code", {}, b.bc_id)), h("td", {}, h("code", {}, b.crm_id)), h("td", {}, t("broken." + b.missing)),
+        h("td", { class: "actions" }, h("button", { onclick: () => repair("restore", b) }, t("broken.restore")), h("button", { class: "secondary", onclick: () => repair("delete", b) }, t("broken.delete"))))), t("broken.title"))
+        : h("p", { class: "muted" }, t("broken.none")),
+        r.continuation ? h("button", { class: "secondary", onclick: () => findBroken(r.continuation) }, t("broken.next")) : "");
+    } catch (err) { showError(msg, err); }
+  }
+  const tools = h("p", { class: "toolbar" },
+    h("button", { class: "secondary", id: "restore-all", onclick: () => act("POST", "/skipped/restore-all") }, t("couplings.restoreAll")),
+    h("button", { class: "secondary", id: "find-broken", onclick: () => findBroken(null) }, t("broken.find")));
+  main.append(search, msg, results, tools, broken, h("div", { class: "cols" }, coupleBox, matchBox));
   await list.show();
 }
 

@@ -659,3 +659,37 @@ def test_a_mapping_with_failed_records_shows_error_and_restarts(page, stack: Sta
     open_portal(page, stack, f"#jobs/{before}")
     cell = page.locator(f"#jobs-box tr[data-mapping='{name}'] td").first
     playwright_api.expect(cell).to_have_text(text)
+
+
+def test_deleted_couplings_are_found_and_restored_and_restore_all_answers(
+    page, stack: Stack, synced: Http
+) -> None:
+    import uuid
+
+    from shared.settings import StorageSettings
+    from shared.store.clients import table_service
+    from shared.store.couplings import Coupling, CouplingStore
+    from shared.store.tables import Tables
+
+    admin = stack.endpoints["bc"]["admin"]
+    httpx.post(
+        f"{admin}/seed", json={"customers": [{"displayName": "Lost twin", "blocked": " "}]}
+    ).raise_for_status()
+    lost = next(
+        c for c in httpx.get(f"{admin}/records/customers").json()["value"] if c["displayName"] == "Lost twin"
+    )
+    storage = StorageSettings(stack.endpoints["storage_connection_string"], "", "")
+    store = CouplingStore(Tables(table_service(storage), prefix=""))
+    store.create_many([Coupling("CUSTOMER", lost["id"], str(uuid.uuid4()))])  # its Dataverse record is gone
+    open_page(page, stack, "couplings")
+    page.get_by_label("Mapping", exact=True).select_option("CUSTOMER")
+    page.get_by_role("button", name="Find Deleted Couplings").click()
+    row = page.locator(f"#broken-list tr[data-bc-id='{lost['id']}']")
+    row.get_by_role("button", name="Restore Record").click()
+    status_text(page, "#couplings-msg", "inserted 1")
+    restored = store.get("CUSTOMER", bc_id=lost["id"])
+    assert restored is not None
+    accounts = httpx.get(f"{stack.endpoints['dataverse']['admin']}/records/accounts").json()["value"]
+    assert [a for a in accounts if a["accountid"] == restored.crm_id]
+    page.get_by_role("button", name="Restore All").click()
+    status_text(page, "#couplings-msg", r"\d")
