@@ -154,7 +154,8 @@ def _expected(m: Mapping, f: FieldMapping, bc_row: dict[str, Any], countries: di
     value = raw_value(m, f, bc_row, "bc")
     if f.transform == "product_state":
         return normalize(1 if value else 0)
-    prop = dataverse_tables()[m.crm_entity].properties.get(f.crm)
+    table = dataverse_tables().get(m.crm_entity)  # an option set (option mapping) has no table contract
+    prop = table.properties.get(f.crm) if table is not None else None
     if isinstance(value, int | float) and prop is not None and prop.minimum is not None:
         value = max(value, prop.minimum)
     bc_prop = bc_entities()[m.bc_entity].properties.get(f.bc)

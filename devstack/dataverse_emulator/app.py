@@ -54,6 +54,8 @@ from devstack.emulator_kit import (
     json_columns,
     order_clause,
 )
+from shared.connectors.option_sets import KEY as OPTION_KEY
+from shared.connectors.option_sets import OPTION_SETS, option_id
 from shared.contracts import DataverseTable, Property, dataverse_contract, dataverse_tables
 
 SEED_USER = "11111111-1111-1111-1111-111111111111"
@@ -1041,6 +1043,16 @@ class Dataverse(Emulator):
         return counts
 
     def records(self, entity: str) -> list[dict[str, Any]]:
+        if entity in OPTION_SETS:  # "<entity set>.<choice column>": its options, as the sync reads them
+            ref = OPTION_SETS[entity]
+            return [
+                {
+                    OPTION_KEY: option_id(ref, o["Value"], o["ExternalValue"]),
+                    "value": o["Value"],
+                    "label": o["Label"],
+                }
+                for o in sorted(self.options[(ref.entity, ref.attribute)], key=lambda o: o["Value"])
+            ]
         if entity not in self.sets:
             raise KeyError(entity)
         return [self._shape(entity, r) for r in self.store.query(entity, "1=1", [], limit=10**9)]
