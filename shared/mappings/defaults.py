@@ -61,11 +61,10 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
             _f("displayName", "description", TO),
         ],
     },
-    # Option mappings (BC's "CRM Option Mapping"): BC codes <-> options of an account choice column, read
-    # and created through the attribute's metadata (shared/connectors/option_sets.py). BC sends its codes
-    # (ResetPaymentTermsMapping: ToIntegrationTable); BC's shipment methods come from Dataverse
-    # (ResetShipmentMethodMapping: FromIntegrationTable), here they go to Dataverse as well: a BC shipment
-    # method code is the master list, and Dataverse labels such as "No Charge" are not BC codes.
+    # Option mappings (BC's "CRM Option Mapping"): BC codes -> options of an account choice column, read
+    # and created through the attribute's metadata (shared/connectors/option_sets.py). Toward Dataverse,
+    # as CDS Setup Defaults sets PAYMENT TERMS and SHIPMENT METHOD up (direction ToIntegrationTable, synch.
+    # only coupled records, coupling codeunit "CDS Int. Option Couple").
     {
         "name": "PAYMENT TERMS",
         "bc_entity": "paymentTerms",
