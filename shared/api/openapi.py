@@ -188,7 +188,13 @@ def document() -> dict[str, Any]:
     name, run_id = [_path_param("name", mapping_name)], [_path_param("run_id", RUN_ID)]
     cursor = _query("continuation", {"type": "string", "description": "from the previous page's answer"})
     start = ("409", "429")  # a running run holds a mapping; run starts are rate limited
-    records_op = ("404", "409", "502")  # unknown mapping, a run holds it, the services' answers
+    records_op = ("404", "409", "502")
+
+    def _mapping_run(summary: str, body) -> dict[str, Any]:
+        """A run of one mapping started in the background: 202, or 404 / the start's refusals."""
+        return _op(summary, 202, body, errors=("404", *start), body_required=False)
+
+    # unknown mapping, a run holds it, the services' answers
     paths: dict[str, Any] = {
         "/api/health": {
             "get": {
@@ -261,13 +267,7 @@ def document() -> dict[str, Any]:
         },
         "/api/mappings/{name}/sync": {
             "parameters": name,
-            "post": _op(
-                "Synchronize one mapping (modified or full)",
-                202,
-                service.MappingSyncBody,
-                errors=("404", *start),
-                body_required=False,
-            ),
+            "post": _mapping_run("Synchronize one mapping (modified or full)", service.MappingSyncBody),
         },
         "/api/mappings/{name}/couplings": {
             "parameters": name,
@@ -305,22 +305,16 @@ def document() -> dict[str, Any]:
         },
         "/api/mappings/{name}/match/start": {
             "parameters": name,
-            "post": _op(
+            "post": _mapping_run(
                 "Match-based coupling of the whole mapping as a background run (kind coupling)",
-                202,
                 service.BackgroundJobBody,
-                errors=("404", *start),
-                body_required=False,
             ),
         },
         "/api/mappings/{name}/uncouple/start": {
             "parameters": name,
-            "post": _op(
+            "post": _mapping_run(
                 "Remove every coupling of the mapping as a background run (kind uncoupling); records stay",
-                202,
                 service.BackgroundJobBody,
-                errors=("404", *start),
-                body_required=False,
             ),
         },
         "/api/mappings/{name}/broken-couplings": {

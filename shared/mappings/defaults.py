@@ -17,6 +17,16 @@ def _f(bc: str | None, crm: str | None, direction: str = BOTH, **extra: Any) -> 
     return {"bc": bc, "crm": crm, "direction": direction, **extra}
 
 
+# BC's postal address fields and Dataverse's first address, both ways (customers/accounts, contacts).
+ADDRESS = [
+    _f("addressLine1", "address1_line1"),
+    _f("addressLine2", "address1_line2"),
+    _f("city", "address1_city"),
+    _f("state", "address1_stateorprovince"),
+    _f("country", "address1_country"),
+    _f("postalCode", "address1_postalcode"),
+]
+
 DEFAULT_MAPPINGS: list[dict[str, Any]] = [
     {
         "name": "CURRENCY",
@@ -97,12 +107,7 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
             _f("number", "accountnumber", TO, match_priority=1),
             _f("displayName", "name", match_priority=2),
             _f("email", "emailaddress1", match_priority=2),
-            _f("addressLine1", "address1_line1"),
-            _f("addressLine2", "address1_line2"),
-            _f("city", "address1_city"),
-            _f("state", "address1_stateorprovince"),
-            _f("country", "address1_country"),
-            _f("postalCode", "address1_postalcode"),
+            *ADDRESS,
             _f("phoneNumber", "telephone1"),
             _f("website", "websiteurl"),
             _f("creditLimit", "creditlimit", TO),
@@ -152,12 +157,7 @@ DEFAULT_MAPPINGS: list[dict[str, Any]] = [
                 bc_lookup_key="companyContact",
                 match_priority=2,
             ),
-            _f("addressLine1", "address1_line1"),
-            _f("addressLine2", "address1_line2"),
-            _f("city", "address1_city"),
-            _f("state", "address1_stateorprovince"),
-            _f("country", "address1_country"),
-            _f("postalCode", "address1_postalcode"),
+            *ADDRESS,
             _f("phoneNumber", "telephone1"),
             _f("mobilePhoneNumber", "mobilephone"),
             _f("jobTitle", "jobtitle"),
