@@ -9,33 +9,28 @@ a crash at any point neither duplicates records nor loses changes.
 from __future__ import annotations
 
 import traceback
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.connectors.bc import BatchOp
 from shared.connectors.errors import ConnectorError
-from shared.connectors.odata import any_of
 from shared.contracts import bc_entities
 from shared.errors import RecordRefused
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
-from shared.model.status import Result
+from shared.model.status import Pass, Result
 from shared.store.couplings import Coupling
 from shared.store.errors import SyncError
 from shared.store.planned import PlannedPair
 from shared.store.tables import iso, now
-from shared.sync.checks import (
-    ValueRefused,
-    check_bc,
-    check_crm,
-    convert_bc,
-    missing_required,
-    missing_required_bc,
-)
+from shared.sync.checks import ValueRefused
 from shared.sync.decide import FieldView, Verdict, decide
 from shared.sync.derived import DerivationFailed, decimal_places
+from shared.sync.endpoint import ID_CHUNK as ID_CHUNK
+from shared.sync.endpoint import bc_create_id as bc_create_id
+from shared.sync.endpoint import crm_create_id as crm_create_id
+from shared.sync.endpoint import endpoints
 from shared.sync.values import (
     LookupFailed,
     crm_payload,
@@ -45,19 +40,6 @@ from shared.sync.values import (
     translate,
     value_hash,
 )
-
-ID_CHUNK = 50  # ids per "key eq a or key eq b ..." read
-
-
-def crm_create_id(mapping: str, bc_id: str) -> str:
-    """Deterministic id for a CRM record we create from a BC record: a retried create is an upsert."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bc-dataverse-sync/{mapping}/{bc_id.lower()}"))
-
-
-def bc_create_id(mapping: str, crm_id: str) -> str:
-    """Deterministic SystemId for a BC record we create from a CRM record: whoever creates it — a slice,
-    a redone slice, a record action, the ribbon, concurrently — creates the same record, never a twin."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bc-dataverse-sync/{mapping}/crm/{crm_id.lower()}"))
 
 
 def refusal(exc: Exception) -> tuple[str, str]:
@@ -113,7 +95,8 @@ class PageSync:
         self.create_unmatched = create_unmatched
         self.sync_after_couple = True  # the match action couples without writing values
         self.sync_coupled = True  # a coupling job leaves coupled records as they are
-        self.src, self.dst = ("bc", "crm") if sync_pass == "to_crm" else ("crm", "bc")
+        self.source, self.destination = endpoints(ctx, mapping, sync_pass)
+        self.src, self.dst = self.source.side, self.destination.side
         self.crm_entity = CRM_ENTITIES[mapping.crm_entity]
         moving = [f for f in mapping.fields if f.flows(sync_pass) and not f.is_constant and f.bc and f.crm]
         self.flow = [f for f in moving if f.transform != "new_code"]
@@ -127,35 +110,20 @@ class PageSync:
 
     # --- helpers -----------------------------------------------------------------------------
     def src_id(self, record: dict[str, Any]) -> str:
-        return (record["id"] if self.src == "bc" else record[self.crm_entity.key]).lower()
+        return self.source.record_id(record)
 
     def dst_id(self, record: dict[str, Any]) -> str:
-        return (record["id"] if self.dst == "bc" else record[self.crm_entity.key]).lower()
-
-    def coupling_src(self, c: Coupling) -> str:
-        return c.bc_id if self.src == "bc" else c.crm_id
-
-    def coupling_dst(self, c: Coupling) -> str:
-        return c.crm_id if self.dst == "crm" else c.bc_id
-
-    def src_hashes(self, c: Coupling) -> dict[str, str]:
-        return c.bc_hashes if self.src == "bc" else c.crm_hashes
-
-    def dst_hashes(self, c: Coupling) -> dict[str, str]:
-        return c.crm_hashes if self.dst == "crm" else c.bc_hashes
-
-    def dst_value(self, f: FieldMapping, record: dict[str, Any]) -> Any:
-        return raw_value(self.m, f, record, self.dst)
+        return self.destination.record_id(record)
 
     def src_value(self, f: FieldMapping, record: dict[str, Any]) -> Any:
         """The source value the stored hashes are of; for a rate, the rate itself (it changes while the
         currency record does not)."""
         if f.transform == "exchange_rate":
             try:
-                return self.ctx.derived.exchange_rate(raw_value(self.m, f, record, self.src))
+                return self.ctx.derived.exchange_rate(self.source.value(f, record))
             except DerivationFailed:
                 return None
-        return raw_value(self.m, f, record, self.src)
+        return self.source.value(f, record)
 
     def translated(self, f: FieldMapping, record: dict[str, Any]) -> Any:
         """The value ``f`` gives the destination: computed, translated through lookups, and made acceptable
@@ -163,7 +131,7 @@ class PageSync:
         name its code). Raises one of RecordRefused."""
         t = f.transform
         if t == "exchange_rate":
-            return self.ctx.derived.exchange_rate(raw_value(self.m, f, record, self.src))
+            return self.ctx.derived.exchange_rate(self.source.value(f, record))
         value = self.src_value(f, record)
         if t == "or_code":
             value = value if normalize(value) != "" else record.get("code")
@@ -179,26 +147,15 @@ class PageSync:
             value = base
         elif t == "product_state":
             value = 1 if value else 0
-        if self.dst == "crm":
-            value, note = check_crm(self.m.crm_entity, f.crm, value)
-            if note and (key := (self.src_id(record), note)) not in self._noted:
-                self._noted.add(key)
-                self.result.notes[note] += 1
-        else:
-            value = convert_bc(self.m.bc_entity, f.bc, value, self.ctx.derived)
+        value, note = self.destination.accept(f, value)
+        if note and (key := (self.src_id(record), note)) not in self._noted:
+            self._noted.add(key)
+            self.result.notes[note] += 1
         return value
 
     def checked(self, values: dict[FieldMapping, Any]) -> None:
         """Raise ValueRefused if the destination would refuse one of these values (lengths, options)."""
-        for f, value in values.items():
-            if self.dst == "crm":
-                if f.transform != "person_name":
-                    check_crm(self.m.crm_entity, f.crm, value)
-                else:
-                    for name, part in crm_payload(self.m, f, value).items():
-                        check_crm(self.m.crm_entity, name, part)
-            else:
-                check_bc(self.m.bc_entity, f.bc, value, self.ctx.derived)
+        self.destination.check(values)
 
     def payload(self, values: dict[FieldMapping, Any], with_constants: bool) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -206,10 +163,7 @@ class PageSync:
         if with_constants:
             fields += [(f, f.constant) for f in self.constants]
         for f, value in fields:
-            if self.dst == "crm":
-                body.update(crm_payload(self.m, f, value))
-            else:
-                body[f.bc] = value
+            body.update(self.destination.payload(f, value))
         return body
 
     def fail(
@@ -265,27 +219,13 @@ class PageSync:
 
     # --- destination reads ---------------------------------------------------------------------
     def fetch_destination(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(ids), ID_CHUNK):
-            chunk = ids[i : i + ID_CHUNK]
-            if self.dst == "crm":
-                key = self.crm_entity.key
-                page = self.ctx.dataverse.get_page(self.m.crm_entity, filter=any_of(key, chunk))
-            else:
-                page = self.ctx.bc.get_page(self.m.bc_entity, filter=any_of("id", chunk))
-            for record in page.records:
-                found[self.dst_id(record)] = record
-        return found
+        return self.destination.read(ids)
 
     # --- the page ------------------------------------------------------------------------------
     def run(self, records: list[dict[str, Any]], force: bool = False) -> PageResult:
         """Sync ``records`` (already filtered). ``force`` re-checks coupled records even if unchanged."""
         by_id = {self.src_id(r): r for r in records}
-        couplings = (
-            self.ctx.couplings.by_bc(self.m.name, list(by_id))
-            if self.src == "bc"
-            else self.ctx.couplings.by_crm(self.m.name, list(by_id))
-        )
+        couplings = self.source.couplings(list(by_id))
         changed: list[tuple[dict[str, Any], Coupling, list[FieldMapping]]] = []
         uncoupled: list[dict[str, Any]] = []
         for sid, record in by_id.items():
@@ -294,24 +234,24 @@ class PageSync:
                 uncoupled.append(record)
                 continue
             if c.skipped:
-                self.done(sid, "skipped", self.coupling_dst(c), "record is in Skipped Records")
+                self.done(sid, "skipped", self.destination.coupling_id(c), "record is in Skipped Records")
                 continue
             if not self.sync_coupled:
-                self.done(sid, Result.UNCHANGED, self.coupling_dst(c), "already coupled")
+                self.done(sid, Result.UNCHANGED, self.destination.coupling_id(c), "already coupled")
                 continue
-            if c.last_job == self.run_id and c.last_result == "failed" and self.p == "from_crm":
+            if c.last_job == self.run_id and c.last_result == "failed" and self.p == Pass.FROM_CRM:
                 # Already failed (and its error recorded) in this run's to_crm pass: count it once more
                 # as skipped so the counters still add up to the records seen, without a second error.
-                self.done(sid, "skipped", self.coupling_dst(c), "failed in this run's BC→CRM pass")
+                self.done(sid, "skipped", self.destination.coupling_id(c), "failed in this run's BC→CRM pass")
                 continue
-            stored = self.src_hashes(c)
+            stored = self.source.hashes(c)
             src_changed = [
                 f
                 for f in self.flow
                 if value_hash(self.src_value(f, record)) != stored.get(f.key) and self._may_write(f, record)
             ]
             if not src_changed and not force and c.last_result != "failed":
-                self.done(sid, "unchanged", self.coupling_dst(c))
+                self.done(sid, "unchanged", self.destination.coupling_id(c))
                 continue
             changed.append((record, c, src_changed or self.flow))
         if changed:
@@ -328,7 +268,7 @@ class PageSync:
         """Match/create uncoupled records, remembering failures (retried first next time; the same error
         twice puts the record in Skipped Records) — a failed create has no coupling to hold that."""
         ids = [self.src_id(r) for r in records]
-        known = {} if self.dry_run else self.ctx.couplings.failures(self.m.name, self.src, ids)
+        known = {} if self.dry_run else self.ctx.couplings.failures(self.m.name, self.source.side, ids)
         todo = []
         for record, sid in zip(records, ids, strict=True):
             if known.get(sid, {}).get("skipped"):
@@ -353,9 +293,9 @@ class PageSync:
             elif o.source_id in known:
                 cleared.append(o.source_id)
         if failed:
-            self.ctx.couplings.save_failures(self.m.name, self.src, failed)
+            self.ctx.couplings.save_failures(self.m.name, self.source.side, failed)
         if cleared:
-            self.ctx.couplings.clear_failures(self.m.name, self.src, cleared)
+            self.ctx.couplings.clear_failures(self.m.name, self.source.side, cleared)
 
     # --- coupled records -----------------------------------------------------------------------
     def _sync_coupled(
@@ -365,13 +305,17 @@ class PageSync:
     ) -> None:
         """``dest``: destination records the caller holds already (just matched); the rest are read."""
         dest = dict(dest or {})
-        missing = [self.coupling_dst(c) for _, c, _ in changed if self.coupling_dst(c) not in dest]
+        missing = [
+            self.destination.coupling_id(c)
+            for _, c, _ in changed
+            if self.destination.coupling_id(c) not in dest
+        ]
         if missing:
             dest.update(self.fetch_destination(missing))
         updates: list[tuple[dict[str, Any], Coupling, dict[FieldMapping, Any], dict[str, Any]]] = []
         saves: list[Coupling] = []
         for record, c, src_changed in changed:
-            sid, did = self.src_id(record), self.coupling_dst(c)
+            sid, did = self.src_id(record), self.destination.coupling_id(c)
             target = dest.get(did)
             if target is None:
                 self._deletion_conflict(record, c)
@@ -383,10 +327,10 @@ class PageSync:
                 continue
             decision = decide(
                 self._views(record, c, target, values, src_changed),
-                self.dst_hashes(c),
+                self.destination.hashes(c),
                 policy=self.m.update_conflict,
                 whole=self.m.conflict_detection == "Record" and self.m.direction == "Bidirectional",
-                dst_side=self.dst,
+                dst_side=self.destination.side,
             )
             if decision.verdict == Verdict.CONFLICT:
                 what = (
@@ -415,10 +359,11 @@ class PageSync:
 
     def _views(self, record, c: Coupling, target, values, src_changed) -> list[FieldView]:
         """The flowing fields of one coupled record as ``decide`` sees them."""
-        stored_src, stored_dst, moved = self.src_hashes(c), self.dst_hashes(c), set(src_changed)
+        stored_src, stored_dst = self.source.hashes(c), self.destination.hashes(c)
+        moved = set(src_changed)
         views = []
         for f in self.flow:
-            dst_value = self.dst_value(f, target)
+            dst_value = self.destination.value(f, target)
             views.append(
                 FieldView(
                     key=f.key,
@@ -439,24 +384,16 @@ class PageSync:
         by_key = {f.key: f for f in self.flow}
         return ", ".join(f"{by_key[k].bc}/{by_key[k].crm}" for k in keys)
 
-    def _set_hashes(self, c: Coupling, new_src: dict[str, str], new_dst: dict[str, str]) -> None:
-        if self.src == "bc":
-            c.bc_hashes.update(new_src)
-            c.crm_hashes = new_dst
-        else:
-            c.crm_hashes.update(new_src)
-            c.bc_hashes = new_dst
+    def _set_hashes(self, c: Coupling, new_src: dict[str, str], new_dst: dict[str, Any]) -> None:
+        """Merge the source's hashes (fields that do not flow keep theirs); replace the destination's."""
+        self.source.hashes(c).update(new_src)
+        self.destination.set_hashes(c, new_dst)
 
     def _mark_success(self, c: Coupling, record: dict[str, Any], target: dict[str, Any] | None) -> None:
         c.last_result, c.failures, c.last_error = "success", 0, None
         c.last_job, c.last_synced_at = self.run_id, iso(now())
-        bc_rec, crm_rec = (record, target) if self.src == "bc" else (target, record)
-        if bc_rec:
-            c.bc_modified = bc_rec.get("lastModifiedDateTime")
-            if self.m.bc_ref_field:
-                c.bc_ref = bc_rec.get(self.m.bc_ref_field)
-        if crm_rec:
-            c.crm_modified = crm_rec.get("modifiedon")
+        self.source.stamp(c, record)
+        self.destination.stamp(c, target)
 
     def _record_failure(
         self, c: Coupling, sid: str, did: str | None, message: str, code: str, exc=None
@@ -476,11 +413,13 @@ class PageSync:
     def _write_updates(self, updates) -> None:
         if self.dry_run:
             for record, c, _, _ in updates:
-                self.done(self.src_id(record), "modified", self.coupling_dst(c))
+                self.done(self.src_id(record), "modified", self.destination.coupling_id(c))
             return
         if self.dst == "crm":
             key = self.crm_entity.key
-            bodies = [{**self.payload(w, False), key: self.coupling_dst(c)} for _, c, w, _ in updates]
+            bodies = [
+                {**self.payload(w, False), key: self.destination.coupling_id(c)} for _, c, w, _ in updates
+            ]
             results = self.ctx.dataverse.update_multiple(
                 self.m.crm_entity, self.crm_entity.logical_name, bodies
             )
@@ -506,10 +445,12 @@ class PageSync:
             sid = self.src_id(record)
             if i in errors:
                 self._reload_failed(c)
-                self._record_failure(c, sid, self.coupling_dst(c), _message(errors[i]), _code(errors[i]))
+                self._record_failure(
+                    c, sid, self.destination.coupling_id(c), _message(errors[i]), _code(errors[i])
+                )
             else:
                 ok.append(c)
-                self.done(sid, "modified", self.coupling_dst(c))
+                self.done(sid, "modified", self.destination.coupling_id(c))
         if ok:
             self.ctx.couplings.save_many(ok)
 
@@ -521,7 +462,7 @@ class PageSync:
 
     # --- deletion conflicts --------------------------------------------------------------------
     def _deletion_conflict(self, record: dict[str, Any], c: Coupling) -> None:
-        sid, did = self.src_id(record), self.coupling_dst(c)
+        sid, did = self.src_id(record), self.destination.coupling_id(c)
         policy = self.m.deletion_conflict
         if policy == "None":
             self._record_failure(c, sid, did, "the coupled record was deleted", "CounterpartDeleted")
@@ -535,14 +476,10 @@ class PageSync:
 
     def handle_source_deleted(self, deleted_ids: list[str]) -> None:
         """Source records deleted (CRM change tracking): apply the deletion-conflict policy to couplings."""
-        couplings = (
-            self.ctx.couplings.by_crm(self.m.name, deleted_ids)
-            if self.src == "crm"
-            else self.ctx.couplings.by_bc(self.m.name, deleted_ids)
-        )
+        couplings = self.source.couplings(deleted_ids)
         policy = self.m.deletion_conflict
         for sid, c in couplings.items():
-            did = self.coupling_dst(c)
+            did = self.destination.coupling_id(c)
             if policy == "RemoveCoupling":
                 if not self.dry_run:
                     self.ctx.couplings.delete(c)
@@ -569,11 +506,7 @@ class PageSync:
             self.create([survivor], restore=True)
 
     def fetch_source(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        saved, self.dst = self.dst, self.src
-        try:
-            return self.fetch_destination(ids)
-        finally:
-            self.dst = saved
+        return self.source.read(ids)
 
     # --- uncoupled records: match, then create ----------------------------------------------------
     def couple_or_create(self, records: list[dict[str, Any]]) -> None:
@@ -588,9 +521,7 @@ class PageSync:
             except RecordRefused as exc:
                 self.fail(self.src_id(record), None, *refusal(exc))
         ids = list({self.dst_id(c) for _, groups in found for g in groups or [] for c in g or []})
-        coupled = (self.ctx.couplings.by_crm if self.dst == "crm" else self.ctx.couplings.by_bc)(
-            self.m.name, ids
-        )
+        coupled = self.destination.couplings(ids)
         # Priority by priority over the whole page (a unique match by number before one by name), as BC's
         # criteria: a priority whose match is ambiguous, or coupled to another record, falls through.
         open_ = [(r, g) for r, g in found if g is not None]
@@ -605,7 +536,10 @@ class PageSync:
                     c
                     for c in groups[level] or []
                     if self.dst_id(c).lower() not in chosen
-                    and ((h := coupled.get(self.dst_id(c).lower())) is None or self.coupling_src(h) == sid)
+                    and (
+                        (h := coupled.get(self.dst_id(c).lower())) is None
+                        or self.source.coupling_id(h) == sid
+                    )
                 ]
                 if len(free) == 1:
                     chosen.add(self.dst_id(free[0]).lower())
@@ -637,20 +571,20 @@ class PageSync:
         for record, target in pairs:
             sid, did = self.src_id(record), self.dst_id(target)
             holder = taken.get(did)
-            if holder is not None and self.coupling_src(holder) == sid:  # coupled so a moment ago
+            if holder is not None and self.source.coupling_id(holder) == sid:  # coupled so a moment ago
                 self.done(sid, Result.UNCHANGED, did, "coupled concurrently")
                 continue
             if did in taken or matcher.claim(did) is False:
                 self.fail(sid, did, "match is already coupled to another record", "AlreadyCoupled")
                 continue
-            bc_id, crm_id = (sid, did) if self.src == "bc" else (did, sid)
+            bc_id, crm_id = self.source.pair(sid, did)
             new.append((record, target, Coupling(self.m.name, bc_id, crm_id, last_job=self.run_id)))
         if not new:
             return
         if self.dry_run:
             for record, target, c in new:
                 self.done(self.src_id(record), Result.COUPLED, self.dst_id(target))
-                self._plan(c.bc_id, c.crm_id, record if self.src == "bc" else target)
+                self._plan(c.bc_id, c.crm_id, self.source.pair(record, target)[0])
             return
         created = self.ctx.couplings.create_many([c for _, _, c in new])
         coupled = []
@@ -683,7 +617,7 @@ class PageSync:
                 self.fail(sid, None, *refusal(exc))
                 continue
             if missing:
-                side = "Dataverse" if self.dst == "crm" else "Business Central"
+                side = self.destination.label
                 self.fail(sid, None, f"{side} requires {', '.join(missing)} to create the record", "Required")
                 continue
             creatable.append((record, values))
@@ -693,10 +627,9 @@ class PageSync:
             for record, _ in creatable:
                 sid = self.src_id(record)
                 self.done(sid, Result.INSERTED, None, "would be created")
-                if self.src == "bc":  # the ids creates use are known now; a BC number is not
-                    self._plan(sid, crm_create_id(self.m.name, sid), record)
-                else:
-                    self._plan(bc_create_id(self.m.name, sid), sid, None)
+                # The ids creates use are known now; a BC number is not.
+                bc_id, crm_id = self.source.pair(sid, self.destination.create_id(sid))
+                self._plan(bc_id, crm_id, self.source.pair(record, None)[0])
             return
         if self.dst == "crm":
             self._create_in_crm(creatable)
@@ -708,15 +641,7 @@ class PageSync:
         self.result.planned.append(PlannedPair(bc_id, crm_id, None if ref is None else str(ref)))
 
     def _missing_on_create(self, values: dict[FieldMapping, Any]) -> list[str]:
-        given = {f.crm if self.dst == "crm" else f.bc: v for f, v in values.items()}
-        given |= {f.crm if self.dst == "crm" else f.bc: f.constant for f in self.constants}
-        if self.dst == "crm":
-            for f, v in values.items():
-                if f.transform == "person_name":
-                    given |= crm_payload(self.m, f, v)
-            return missing_required(self.m.crm_entity, given)
-        given |= {f.bc: "(new)" for f in self.on_create}
-        return missing_required_bc(self.m.bc_entity, given)
+        return self.destination.missing(values, self.constants, self.on_create)
 
     def _new_coupling(self, record, values, bc_rec, crm_rec, bc_id, crm_id) -> Coupling:
         c = Coupling(self.m.name, bc_id, crm_id)
@@ -870,7 +795,7 @@ class PageSync:
         winners = self.ctx.couplings.by_bc(self.m.name, lost) if lost else {}
         won = set()
         for c, sid, ok in zip(couplings, sources, created, strict=True):
-            did = c.crm_id if self.dst == "crm" else c.bc_id
+            did = self.destination.coupling_id(c)
             if ok:
                 won.add(c.bc_id)
                 self.done(sid, Result.INSERTED, did)
