@@ -66,6 +66,7 @@ class Endpoint(Protocol):
     label: str  # the service's name in messages
     toward: Pass  # the pass that writes this service
     key: str  # the attribute a record carries its id in
+    assigns_values: bool  # a record created here gets values of the service's own (a number) to send back
 
     def record_id(self, record: dict[str, Any]) -> str: ...
     def coupling_id(self, c: Coupling) -> str: ...
@@ -89,20 +90,12 @@ class Endpoint(Protocol):
     def create_many(self, rows: list[NewRecord]) -> list[Created]: ...
 
 
-def _read(ids: list[str], page: Callable[[list[str]], Any], record_id) -> dict[str, dict[str, Any]]:
-    """Records by id, ID_CHUNK ids per read."""
-    found: dict[str, dict[str, Any]] = {}
-    for i in range(0, len(ids), ID_CHUNK):
-        for record in page(ids[i : i + ID_CHUNK]).records:
-            found[record_id(record)] = record
-    return found
+class _Side:
+    """What both endpoints do alike, by their side's names: a coupling holds ``<side>_id`` and
+    ``<side>_hashes``."""
 
-
-class BcEndpoint:
-    side: Side = "bc"
-    label = "Business Central"
-    toward = Pass.FROM_CRM
-    key = "id"
+    side: Side
+    key: str
 
     def __init__(self, ctx, mapping: Mapping):
         self.ctx, self.m = ctx, mapping
@@ -111,20 +104,37 @@ class BcEndpoint:
         return record[self.key].lower()
 
     def coupling_id(self, c: Coupling) -> str:
-        return c.bc_id
+        return getattr(c, f"{self.side}_id")
 
     def hashes(self, c: Coupling) -> dict[str, str]:
-        return c.bc_hashes
+        """The hashes of this side's values as last synced (the coupling's own dict: updates stick)."""
+        return getattr(c, f"{self.side}_hashes")
 
     def set_hashes(self, c: Coupling, hashes: dict[str, Any]) -> None:
-        c.bc_hashes = hashes
+        setattr(c, f"{self.side}_hashes", hashes)
+
+    def value(self, f: FieldMapping, record: dict[str, Any]) -> Any:
+        return raw_value(self.m, f, record, self.side)
+
+    def _read(self, ids: list[str], page: Callable[[list[str]], Any]) -> dict[str, dict[str, Any]]:
+        """Records by id, ID_CHUNK ids per read."""
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ids), ID_CHUNK):
+            for record in page(ids[i : i + ID_CHUNK]).records:
+                found[self.record_id(record)] = record
+        return found
+
+
+class BcEndpoint(_Side):
+    side: Side = "bc"
+    label = "Business Central"
+    toward = Pass.FROM_CRM
+    key = "id"
+    assigns_values = True  # a number from the entity's number series
 
     def pair(self, own: Any, other: Any) -> tuple[Any, Any]:
         """(BC's, Dataverse's) of a value of this side and the same value of the other side."""
         return own, other
-
-    def value(self, f: FieldMapping, record: dict[str, Any]) -> Any:
-        return raw_value(self.m, f, record, "bc")
 
     def stamp(self, c: Coupling, record: dict[str, Any] | None) -> None:
         """Remember what the coupling keeps of this side's record as synced."""
@@ -137,10 +147,8 @@ class BcEndpoint:
         return self.ctx.couplings.by_bc(self.m.name, ids)
 
     def read(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        return _read(
-            ids,
-            lambda chunk: self.ctx.bc.get_page(self.m.bc_entity, filter=any_of(self.key, chunk)),
-            self.record_id,
+        return self._read(
+            ids, lambda chunk: self.ctx.bc.get_page(self.m.bc_entity, filter=any_of(self.key, chunk))
         )
 
     def index_records(self, groups: list[list[FieldMapping]]) -> Any:
@@ -214,34 +222,20 @@ class BcEndpoint:
         return out
 
 
-class DataverseEndpoint:
+class DataverseEndpoint(_Side):
     side: Side = "crm"
     label = "Dataverse"
     toward = Pass.TO_CRM
+    assigns_values = False  # a created record holds the values sent
 
     def __init__(self, ctx, mapping: Mapping):
-        self.ctx, self.m = ctx, mapping
+        super().__init__(ctx, mapping)
         self.entity = CRM_ENTITIES[mapping.crm_entity]
         self.key = self.entity.key
-
-    def record_id(self, record: dict[str, Any]) -> str:
-        return record[self.key].lower()
-
-    def coupling_id(self, c: Coupling) -> str:
-        return c.crm_id
-
-    def hashes(self, c: Coupling) -> dict[str, str]:
-        return c.crm_hashes
-
-    def set_hashes(self, c: Coupling, hashes: dict[str, Any]) -> None:
-        c.crm_hashes = hashes
 
     def pair(self, own: Any, other: Any) -> tuple[Any, Any]:
         """(BC's, Dataverse's) of a value of this side and the same value of the other side."""
         return other, own
-
-    def value(self, f: FieldMapping, record: dict[str, Any]) -> Any:
-        return raw_value(self.m, f, record, "crm")
 
     def stamp(self, c: Coupling, record: dict[str, Any] | None) -> None:
         """Remember what the coupling keeps of this side's record as synced."""
@@ -252,10 +246,8 @@ class DataverseEndpoint:
         return self.ctx.couplings.by_crm(self.m.name, ids)
 
     def read(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        return _read(
-            ids,
-            lambda chunk: self.ctx.dataverse.get_page(self.m.crm_entity, filter=any_of(self.key, chunk)),
-            self.record_id,
+        return self._read(
+            ids, lambda chunk: self.ctx.dataverse.get_page(self.m.crm_entity, filter=any_of(self.key, chunk))
         )
 
     def index_records(self, groups: list[list[FieldMapping]]) -> Any:

@@ -12,8 +12,8 @@ import threading
 from typing import Any
 
 from shared.mappings import FieldMapping, Mapping
-from shared.mappings.entities import CRM_ENTITIES
-from shared.sync.values import crm_read_name, crm_select, normalize, raw_value
+from shared.sync.endpoint import endpoints
+from shared.sync.values import normalize
 
 
 def _key(values: list[Any], fields: list[FieldMapping]) -> bytes | None:
@@ -51,37 +51,29 @@ class MatchIndex:
     ):
         self.ctx = ctx
         self.m = mapping
-        self.dst = "crm" if sync_pass == "to_crm" else "bc"
+        self.destination = endpoints(ctx, mapping, sync_pass)[1]
         self.groups = groups if groups is not None else mapping.match_groups()
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
         self._index: list[dict[bytes, Entry | list[Entry]]] | None = None
         self._whole: set[str] = set()  # ids of records the index holds whole (not cut to match fields)
 
-    def _records(self):
-        # Whole records (every field the mapping syncs), so a matched pair is synced from the index
-        # without reading its destination record again.
-        if self.dst == "crm":
-            select = sorted(
-                set(crm_select(self.m)) | {crm_read_name(self.m, f) for g in self.groups for f in g}
-            )
-            return self.ctx.dataverse.iter_records(self.m.crm_entity, select=select)
-        return self.ctx.bc.iter_records(self.m.bc_entity)
-
     def _build(self) -> list[dict[bytes, Entry | list[Entry]]]:
         index: list[dict[bytes, Entry | list[Entry]]] = [{} for _ in self.groups]
         self._whole = set()
         if not self.groups:
             return index
-        id_key = self._id(None)
-        for record in self._records():
+        id_key = self.destination.key
+        # Whole records (every field the mapping syncs), so a matched pair is synced from the index
+        # without reading its destination record again.
+        for record in self.destination.index_records(self.groups):
             entry: Entry = record
             if len(self._whole) < WHOLE_RECORDS:
                 self._whole.add(str(record[id_key]).lower())
             else:  # bound memory on big tables: keep only the id, read the record again when matched
                 entry = str(record[id_key])
             for gi, group in enumerate(self.groups):
-                key = _key([raw_value(self.m, f, record, self.dst) for f in group], group)
+                key = _key([self.destination.value(f, record) for f in group], group)
                 if key is None:
                     continue
                 held = index[gi].get(key)
@@ -92,12 +84,6 @@ class MatchIndex:
                 else:
                     index[gi][key] = [held, entry]
         return index
-
-    def _id(self, f: FieldMapping | None) -> str:
-        """The attribute a destination record carries for ``f`` (None: its key)."""
-        if f is None:
-            return CRM_ENTITIES[self.m.crm_entity].key if self.dst == "crm" else "id"
-        return crm_read_name(self.m, f) if self.dst == "crm" else f.bc  # type: ignore[return-value]
 
     def whole(self, dst_id: str) -> bool:
         """Whether the index holds this destination record with every field the mapping syncs."""
@@ -122,7 +108,7 @@ class MatchIndex:
                 out.append(None)
                 continue
             held = self._index[gi].get(key, [])
-            entries = [e if isinstance(e, dict) else {self._id(None): e} for e in _as_list(held)]
+            entries = [e if isinstance(e, dict) else {self.destination.key: e} for e in _as_list(held)]
             out.append([r for r in entries if page.dst_id(r) not in self._claimed])
         return out
 

@@ -13,12 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.connectors.bc import BatchOp
 from shared.connectors.errors import ConnectorError
-from shared.contracts import bc_entities
 from shared.errors import RecordRefused
 from shared.mappings import FieldMapping, Mapping
-from shared.mappings.entities import CRM_ENTITIES
 from shared.model.status import Pass, Result
 from shared.store.couplings import Coupling
 from shared.store.errors import SyncError
@@ -28,15 +25,13 @@ from shared.sync.checks import ValueRefused
 from shared.sync.decide import FieldView, Verdict, decide
 from shared.sync.derived import DerivationFailed, decimal_places
 from shared.sync.endpoint import ID_CHUNK as ID_CHUNK
+from shared.sync.endpoint import NewRecord, endpoints
 from shared.sync.endpoint import bc_create_id as bc_create_id
 from shared.sync.endpoint import crm_create_id as crm_create_id
-from shared.sync.endpoint import endpoints
 from shared.sync.values import (
     LookupFailed,
-    crm_payload,
     equal,
     normalize,
-    raw_value,
     translate,
     value_hash,
 )
@@ -69,6 +64,14 @@ class PageResult:
     notes: Counter = field(default_factory=Counter)  # e.g. "price below 0" -> records sent as 0
     planned: list[PlannedPair] = field(default_factory=list)  # dry run: the couplings it would make
 
+    def add(self, other: PageResult) -> None:
+        """Take in the result of a page synced on this page's behalf (a record restored in the other pass)."""
+        self.counts.update(other.counts)
+        self.errors += other.errors
+        self.outcomes += other.outcomes
+        self.notes.update(other.notes)
+        self.planned += other.planned
+
 
 class PageSync:
     """Syncs one page of source records of one mapping in one pass."""
@@ -96,8 +99,6 @@ class PageSync:
         self.sync_after_couple = True  # the match action couples without writing values
         self.sync_coupled = True  # a coupling job leaves coupled records as they are
         self.source, self.destination = endpoints(ctx, mapping, sync_pass)
-        self.src, self.dst = self.source.side, self.destination.side
-        self.crm_entity = CRM_ENTITIES[mapping.crm_entity]
         moving = [f for f in mapping.fields if f.flows(sync_pass) and not f.is_constant and f.bc and f.crm]
         self.flow = [f for f in moving if f.transform != "new_code"]
         self.on_create = [f for f in moving if f.transform == "new_code"]  # sent once, when created
@@ -415,31 +416,7 @@ class PageSync:
             for record, c, _, _ in updates:
                 self.done(self.src_id(record), "modified", self.destination.coupling_id(c))
             return
-        if self.dst == "crm":
-            key = self.crm_entity.key
-            bodies = [
-                {**self.payload(w, False), key: self.destination.coupling_id(c)} for _, c, w, _ in updates
-            ]
-            results = self.ctx.dataverse.update_multiple(
-                self.m.crm_entity, self.crm_entity.logical_name, bodies
-            )
-            errors = {r.index: r.error for r in results if not r.ok}
-        else:
-            ops = [
-                BatchOp(
-                    "PATCH",
-                    self.m.bc_entity,
-                    id=c.bc_id,
-                    body=self.payload(w, False),
-                    etag=t.get("@odata.etag"),
-                )
-                for _, c, w, t in updates
-            ]
-            results = self.ctx.bc.batch(ops)
-            errors = {i: r.error for i, r in enumerate(results) if r.error is not None}
-            for i, r in enumerate(results):
-                if r.error is None and r.body:
-                    updates[i][1].bc_modified = r.body.get("lastModifiedDateTime")
+        errors = self.destination.update_many([(c, self.payload(w, False), t) for _, c, w, t in updates])
         ok: list[Coupling] = []
         for i, (record, c, _, _) in enumerate(updates):
             sid = self.src_id(record)
@@ -485,25 +462,26 @@ class PageSync:
                     self.ctx.couplings.delete(c)
                 self.done(sid, "uncoupled", did, "record was deleted; coupling removed")
             elif policy == "RestoreRecords":
-                # The surviving side wins: recreate the deleted record from it in the other pass.
                 if not self.dry_run:
                     self.ctx.couplings.delete(c)
-                PageSync(
-                    self.ctx,
-                    self.m,
-                    "to_crm" if self.src == "crm" else "from_crm",
-                    run_id=self.run_id,
-                    create_uncoupled=True,
-                    dry_run=self.dry_run,
-                )._restore_from_survivor(did, self.result)
+                self._restore_from_survivor(did)
             else:
                 self.fail(sid, did, "the record was deleted but is still coupled", "SourceDeleted")
 
-    def _restore_from_survivor(self, survivor_id: str, into: PageResult) -> None:
-        self.result = into
-        survivor = self.fetch_source([survivor_id]).get(survivor_id)
+    def _restore_from_survivor(self, survivor_id: str) -> None:
+        """The surviving side wins: recreate the deleted record from it in the other pass."""
+        restore = PageSync(
+            self.ctx,
+            self.m,
+            self.source.toward,
+            run_id=self.run_id,
+            create_uncoupled=True,
+            dry_run=self.dry_run,
+        )
+        survivor = restore.fetch_source([survivor_id]).get(survivor_id)
         if survivor is not None:
-            self.create([survivor], restore=True)
+            restore.create([survivor], restore=True)
+        self.result.add(restore.result)
 
     def fetch_source(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         return self.source.read(ids)
@@ -631,10 +609,7 @@ class PageSync:
                 bc_id, crm_id = self.source.pair(sid, self.destination.create_id(sid))
                 self._plan(bc_id, crm_id, self.source.pair(record, None)[0])
             return
-        if self.dst == "crm":
-            self._create_in_crm(creatable)
-        else:
-            self._create_in_bc(creatable)
+        self._create_and_couple(creatable)
 
     def _plan(self, bc_id: str, crm_id: str, bc_record: dict[str, Any] | None) -> None:
         ref = bc_record.get(self.m.bc_ref_field) if bc_record and self.m.bc_ref_field else None
@@ -643,148 +618,114 @@ class PageSync:
     def _missing_on_create(self, values: dict[FieldMapping, Any]) -> list[str]:
         return self.destination.missing(values, self.constants, self.on_create)
 
-    def _new_coupling(self, record, values, bc_rec, crm_rec, bc_id, crm_id) -> Coupling:
+    def _new_coupling(
+        self, record, values, target: dict[str, Any] | None, bc_id: str, crm_id: str
+    ) -> Coupling:
         c = Coupling(self.m.name, bc_id, crm_id)
         new_src = {f.key: value_hash(self.src_value(f, record)) for f in self.flow}
         new_dst = {f.key: value_hash(v) for f, v in values.items()}
         self._set_hashes(c, new_src, new_dst)
-        self._mark_success(c, record, None)
-        c.bc_modified = bc_rec.get("lastModifiedDateTime") if bc_rec else c.bc_modified
-        c.crm_modified = crm_rec.get("modifiedon") if crm_rec else c.crm_modified
-        if self.m.bc_ref_field and bc_rec:
-            c.bc_ref = bc_rec.get(self.m.bc_ref_field)
+        self._mark_success(c, record, target)
         return c
 
-    def _create_in_crm(self, creatable) -> None:
-        key = self.crm_entity.key
+    def _create_and_couple(self, creatable: list[tuple[dict[str, Any], dict[FieldMapping, Any]]]) -> None:
+        # A new product is a Draft whatever the body says: its state is set once it exists.
         states = [f for f in self.flow if f.transform == "product_state"]
-        bodies = []
-        for record, values in creatable:
-            # A new product is a Draft whatever the body says: its state is set once it exists.
-            body = self.payload({f: v for f, v in values.items() if f not in states}, True)
-            body[key] = crm_create_id(self.m.name, self.src_id(record))
-            bodies.append(body)
-        results = self.ctx.dataverse.upsert_multiple(self.m.crm_entity, self.crm_entity.logical_name, bodies)
-        errors = {r.index: r.error for r in results if not r.ok}
+        rows = [
+            NewRecord(
+                self.src_id(record),
+                self.payload({f: v for f, v in values.items() if f not in states}, True),
+                {f: self.src_value(f, record) for f in self.on_create},
+            )
+            for record, values in creatable
+        ]
+        results = self.destination.create_many(rows)
         couplings, sources = [], []
-        for i, (record, values) in enumerate(creatable):
-            sid, crm_id = self.src_id(record), bodies[i][key]
-            if i in errors:
-                self.fail(sid, crm_id, _message(errors[i]), _code(errors[i]))
+        created: list[tuple[Coupling, dict[str, Any] | None, dict[str, Any], dict[FieldMapping, Any]]] = []
+        for (record, values), row, r in zip(creatable, rows, results, strict=True):
+            if not r.ok:
+                self.fail(row.source_id, r.id, _message(r.error), _code(r.error))
                 continue
-            couplings.append(self._new_coupling(record, values, record, None, sid, crm_id))
-            sources.append(sid)
+            bc_id, crm_id = self.source.pair(row.source_id, r.id)
+            couplings.append(self._new_coupling(record, values, r.record, bc_id, crm_id))
+            sources.append(row.source_id)
+            created.append((couplings[-1], r.record, record, values))
         if states:
-            targets = {
-                bodies[i][key]: values.get(states[0])
-                for i, (_, values) in enumerate(creatable)
-                if i not in errors
-            }
+            targets = {self.destination.coupling_id(c): values.get(states[0]) for c, _, _, values in created}
             self._set_states(couplings, states, targets)
-        self._store_new_couplings(couplings, sources)
+        write_back = self._write_back_bodies([(c, target, record) for c, target, record, _ in created])
+        won = self._store_new_couplings(couplings, sources)  # write_back set the hashes they are stored with
+        self._write_back([row for row in write_back if row[0].bc_id in won])
 
     def _set_states(
         self, couplings: list[Coupling], states: list[FieldMapping], targets: dict[str, Any]
     ) -> None:
         """Publish new products (Draft -> Active) and retire those whose BC record is blocked, as BC's own
         integration does (CRMSynchHelper.SetCRMProductStateToActive / ToRetired)."""
-        key = self.crm_entity.key
         for target in (0, 1):  # every new product is published first; a blocked one is then retired
-            rows = [c for c in couplings if target == 0 or targets.get(c.crm_id) == 1]
+            rows = [c for c in couplings if target == 0 or targets.get(self.destination.coupling_id(c)) == 1]
             if not rows:
                 continue
-            bodies = [{key: c.crm_id, **crm_payload(self.m, states[0], target)} for c in rows]
-            results = self.ctx.dataverse.update_multiple(
-                self.m.crm_entity, self.crm_entity.logical_name, bodies
+            bodies = [
+                {
+                    self.destination.key: self.destination.coupling_id(c),
+                    **self.destination.payload(states[0], target),
+                }
+                for c in rows
+            ]
+            errors = self.destination.update_many(
+                [(c, body, {}) for c, body in zip(rows, bodies, strict=True)]
             )
-            for r in results:
-                if not r.ok:  # forget the state's hashes: the next sync sets it again
-                    c = rows[r.index]
-                    for f in states:
-                        c.bc_hashes.pop(f.key, None)
-                        c.crm_hashes.pop(f.key, None)
+            for i in errors:  # forget the state's hashes: the next sync sets it again
+                for f in states:
+                    self.source.hashes(rows[i]).pop(f.key, None)
+                    self.destination.hashes(rows[i]).pop(f.key, None)
 
-    def _create_in_bc(self, creatable) -> None:
-        bodies = []
-        for record, values in creatable:
-            body = self.payload(values, True)
-            for f in self.on_create:
-                prop = bc_entities()[self.m.bc_entity].properties.get(f.bc)
-                body[f.bc] = self.ctx.derived.new_code(
-                    self.m.bc_entity, self.src_value(f, record), prop.max_length if prop else 20
-                )
-            body["id"] = bc_create_id(self.m.name, self.src_id(record))
-            bodies.append(body)
-        results = self.ctx.bc.batch([BatchOp("POST", self.m.bc_entity, body=b) for b in bodies])
-        # A record with our id already exists: an earlier attempt (crashed, or running right now) made it.
-        # BC documents no code for a repeated SystemId, so any refusal that is not a service fault is
-        # checked by reading the id.
-        again = [i for i, r in enumerate(results) if r.error is not None and 0 < (r.error.status or 0) < 500]
-        if again:
-            found = self.ctx.bc.batch([BatchOp("GET", self.m.bc_entity, id=bodies[i]["id"]) for i in again])
-            for i, r in zip(again, found, strict=True):
-                if r.error is None and r.body:
-                    results[i] = r
-        couplings, sources = [], []
-        created: list[tuple[Coupling, dict[str, Any], dict[str, Any]]] = []
-        for (record, values), r in zip(creatable, results, strict=True):
-            sid = self.src_id(record)
-            if r.error is not None:
-                self.fail(sid, None, _message(r.error), _code(r.error))
-                continue
-            bc_rec = r.body or {}
-            couplings.append(self._new_coupling(record, values, bc_rec, record, bc_rec["id"].lower(), sid))
-            sources.append(sid)
-            created.append((couplings[-1], bc_rec, record))
-        write_back = self._write_back_bodies(created)  # sets the hashes the couplings are stored with
-        won = self._store_new_couplings(couplings, sources)
-        self._write_back([(c, body) for c, body in write_back if c.bc_id in won])
-
-    def _write_back_bodies(self, created) -> list[tuple[Coupling, dict[str, Any]]]:
-        """After creating BC records from CRM ones, BC-owned values (e.g. the new customer number into
-        accountnumber) go back to CRM right away, so one full sync leaves both sides converged."""
+    def _write_back_bodies(self, created) -> list[tuple[Coupling, dict[str, Any], list[FieldMapping]]]:
+        """Values a service gives the records it creates (BC: the new customer number into accountnumber)
+        go back to the source right away, so one full sync leaves both sides converged. ``created``:
+        (coupling, the new record, its source record)."""
+        back = self.source.toward  # the pass from the destination to the source
         owned = [
             f
             for f in self.m.fields
-            if f.bc and f.crm and not f.is_constant and f.flows("to_crm") and not f.flows("from_crm")
+            if f.bc and f.crm and not f.is_constant and f.flows(back) and not f.flows(self.p)
         ]
-        out: list[tuple[Coupling, dict[str, Any]]] = []
-        if not owned:
+        out: list[tuple[Coupling, dict[str, Any], list[FieldMapping]]] = []
+        if not owned or not self.destination.assigns_values:
             return out
-        # The values BC gave the new records, as a BC->CRM pass would send them (lookups, computed values).
-        to_crm = PageSync(self.ctx, self.m, "to_crm", run_id=self.run_id, create_uncoupled=False)
-        for c, bc_rec, crm_rec in created:
+        # The values the new records were given, as the other pass would send them (lookups, computed values).
+        reverse = PageSync(self.ctx, self.m, back, run_id=self.run_id, create_uncoupled=False)
+        for c, target, record in created:
             body: dict[str, Any] = {}
             written: list[FieldMapping] = []
             for f in owned:
                 try:
-                    value = to_crm.translated(f, bc_rec)
+                    value = reverse.translated(f, target)
                 except (_KeepField, RecordRefused):
                     continue
-                current = raw_value(self.m, f, crm_rec, "crm")
+                current = self.source.value(f, record)
                 send = normalize(value) != "" and not equal(value, current)
-                c.bc_hashes[f.key] = value_hash(to_crm.src_value(f, bc_rec))
-                c.crm_hashes[f.key] = value_hash(value if send else current)
+                self.destination.hashes(c)[f.key] = value_hash(reverse.src_value(f, target))
+                self.source.hashes(c)[f.key] = value_hash(value if send else current)
                 if send:
-                    body.update(crm_payload(self.m, f, value))
+                    body.update(self.source.payload(f, value))
                     written.append(f)
             if body:
-                out.append((c, {**body, self.crm_entity.key: c.crm_id, "_fields": written}))
+                out.append((c, body, written))
         return out
 
-    def _write_back(self, pending: list[tuple[Coupling, dict[str, Any]]]) -> None:
+    def _write_back(self, pending: list[tuple[Coupling, dict[str, Any], list[FieldMapping]]]) -> None:
         """Send the write-back of couplings this slice won (never for a record coupled elsewhere)."""
         if not pending:
             return
-        bodies = [{k: v for k, v in body.items() if k != "_fields"} for _, body in pending]
-        results = self.ctx.dataverse.update_multiple(self.m.crm_entity, self.crm_entity.logical_name, bodies)
+        errors = self.source.update_many([(c, body, {}) for c, body, _ in pending])
         unsent = []
-        for r in results:
-            if not r.ok:  # not written: forget the hashes so the next sync sends these values again
-                c, body = pending[r.index]
-                for f in body["_fields"]:
-                    c.bc_hashes.pop(f.key, None)
-                unsent.append(c)
+        for i in errors:  # not written: forget the hashes so the next sync sends these values again
+            c, _, written = pending[i]
+            for f in written:
+                self.destination.hashes(c).pop(f.key, None)
+            unsent.append(c)
         if unsent:
             self.ctx.couplings.save_many(unsent)
 
