@@ -23,10 +23,10 @@ from shared.api.errors import ApiError
 from shared.api.i18n import negotiate
 from shared.mappings import Mapping
 from shared.mappings.entities import CRM_ENTITIES
+from shared.model.status import Pass, Result
 from shared.odata_filter import evaluate, parse
-from shared.store.runs import Run, new_run_id
-from shared.store.tables import iso, now
-from shared.sync.records import PageSync, bc_create_id
+from shared.sync import actions
+from shared.sync.records import bc_create_id
 
 if TYPE_CHECKING:
     from shared.sync.context import SyncContext
@@ -42,6 +42,7 @@ BC_PAGES = {
     "unitsOfMeasure": (209, "Code", "code"),
 }
 COUPLING_WAIT_SECONDS = 15
+TRIGGER = "ribbon"  # the trigger of the runs it records
 MESSAGES: dict[str, dict[str, str]] = json.loads(
     (Path(__file__).parent / "ribbon_messages.json").read_text("utf-8")
 )
@@ -101,7 +102,7 @@ def _await_coupling(ctx: SyncContext, m: Mapping, crm_id: str, seconds: float = 
 
 
 def open_record(
-    ctx,
+    ctx: SyncContext,
     entity: str | None,
     record_id: str | None,
     accept_language: str | None,
@@ -141,22 +142,10 @@ def open_record(
     m = eligible[0]
     if m.sync_only_coupled:
         return RibbonAnswer(200, html=page(lang, "only_coupled", mapping=m.name))
-    if not m.allows("from_crm"):
+    if not m.allows(Pass.FROM_CRM):
         return RibbonAnswer(200, html=page(lang, "direction", mapping=m.name))
-    run = ctx.runs.create(Run(new_run_id(), "records", "ribbon", [m.name], status="Running"))
-    sync = PageSync(ctx, m, "from_crm", run_id=run.run_id, create_uncoupled=True)
-    sync.create([record])
-    if sync.result.errors:
-        ctx.errors.add_many(sync.result.errors)
-    outcome = sync.result.outcomes[0] if sync.result.outcomes else None
-    ok = outcome is not None and outcome.result == "inserted"
-
-    def finish(r: Run):
-        r.status, r.finished_at = ("Succeeded" if ok else "Failed"), iso(now())
-        r.message = outcome.message if outcome and not ok else None
-
-    ctx.runs.update(run.run_id, finish)
-    if not ok:
+    outcome = actions.create_in_bc(ctx, m, record, TRIGGER)
+    if outcome is None or outcome.result != Result.INSERTED:
         # A concurrent click may have won the create: its BC record (same id) exists, and its
         # coupling follows; then open that record. A failure of our own is shown at once.
         raced = ctx.bc.get(m.bc_entity, bc_create_id(m.name, crm_id)) is not None
