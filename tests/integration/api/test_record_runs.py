@@ -11,28 +11,28 @@ BC1, BC2 = (f"b1000000-0000-4000-8000-00000000000{i}" for i in (1, 2))
 CRM1, CRM2 = (f"a1000000-0000-4000-8000-00000000000{i}" for i in (1, 2))
 
 
+SEED = {
+    "bc": {
+        "customers": [
+            {"id": BC1, "number": "RR1", "displayName": "Run One", "blocked": " "},
+            {"id": BC2, "number": "RR2", "displayName": "Run Two", "blocked": " "},
+        ]
+    },
+    "dataverse": {
+        "accounts": [
+            {"accountid": CRM1, "name": "Account Run One", "customertypecode": 3},
+            {"accountid": CRM2, "name": "Account Run Two", "customertypecode": 3},
+        ]
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     stack = start_stack(tmp_path_factory, "recordrunstack", data="none")
     client = Api(stack)
-    client.seed(
-        "bc",
-        {
-            "customers": [
-                {"id": BC1, "number": "RR1", "displayName": "Run One", "blocked": " "},
-                {"id": BC2, "number": "RR2", "displayName": "Run Two", "blocked": " "},
-            ]
-        },
-    )
-    client.seed(
-        "dataverse",
-        {
-            "accounts": [
-                {"accountid": CRM1, "name": "Account Run One", "customertypecode": 3},
-                {"accountid": CRM2, "name": "Account Run Two", "customertypecode": 3},
-            ]
-        },
-    )
+    for side, data in SEED.items():
+        client.seed(side, data)
     yield client
     stack.stop()
 
