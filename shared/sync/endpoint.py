@@ -78,7 +78,6 @@ class Endpoint(Protocol):
     def couplings(self, ids: list[str]) -> dict[str, Coupling]: ...
     def read(self, ids: list[str]) -> dict[str, dict[str, Any]]: ...
     def index_records(self, groups: list[list[FieldMapping]]) -> Any: ...
-    def attribute(self, f: FieldMapping) -> str: ...
     def create_id(self, source_id: str) -> str: ...
     def accept(self, f: FieldMapping, value: Any) -> tuple[Any, str | None]: ...
     def check(self, values: dict[FieldMapping, Any]) -> None: ...
@@ -154,9 +153,6 @@ class BcEndpoint(_Side):
     def index_records(self, groups: list[list[FieldMapping]]) -> Any:
         """Every record, whole, for a match index."""
         return self.ctx.bc.iter_records(self.m.bc_entity)
-
-    def attribute(self, f: FieldMapping) -> str:
-        return f.bc  # type: ignore[return-value]
 
     def create_id(self, source_id: str) -> str:
         return bc_create_id(self.m.name, source_id)
@@ -254,9 +250,6 @@ class DataverseEndpoint(_Side):
         """Every record with every field the mapping syncs and the match fields, for a match index."""
         select = sorted(set(crm_select(self.m)) | {crm_read_name(self.m, f) for g in groups for f in g})
         return self.ctx.dataverse.iter_records(self.m.crm_entity, select=select)
-
-    def attribute(self, f: FieldMapping) -> str:
-        return f.crm  # type: ignore[return-value]
 
     def create_id(self, source_id: str) -> str:
         return crm_create_id(self.m.name, source_id)
