@@ -10,12 +10,12 @@ the checks and payload shape a written value takes. The page itself never asks w
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.connectors.bc import BatchOp
 from shared.connectors.odata import any_of
+from shared.connectors.results import Page
 from shared.contracts import bc_entities
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
@@ -115,13 +115,20 @@ class _Side:
     def value(self, f: FieldMapping, record: dict[str, Any]) -> Any:
         return raw_value(self.m, f, record, self.side)
 
-    def _read(self, ids: list[str], page: Callable[[list[str]], Any]) -> dict[str, dict[str, Any]]:
+    def couplings(self, ids: list[str]) -> dict[str, Coupling]:
+        """The couplings of these records of this side, by their ids."""
+        return getattr(self.ctx.couplings, f"by_{self.side}")(self.m.name, ids)
+
+    def read(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Records by id, ID_CHUNK ids per read."""
         found: dict[str, dict[str, Any]] = {}
         for i in range(0, len(ids), ID_CHUNK):
-            for record in page(ids[i : i + ID_CHUNK]).records:
+            for record in self._page(ids[i : i + ID_CHUNK]).records:
                 found[self.record_id(record)] = record
         return found
+
+    def _page(self, ids: list[str]) -> Page:
+        raise NotImplementedError
 
 
 class BcEndpoint(_Side):
@@ -142,13 +149,8 @@ class BcEndpoint(_Side):
             if self.m.bc_ref_field:
                 c.bc_ref = record.get(self.m.bc_ref_field)
 
-    def couplings(self, ids: list[str]) -> dict[str, Coupling]:
-        return self.ctx.couplings.by_bc(self.m.name, ids)
-
-    def read(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        return self._read(
-            ids, lambda chunk: self.ctx.bc.get_page(self.m.bc_entity, filter=any_of(self.key, chunk))
-        )
+    def _page(self, ids: list[str]) -> Page:
+        return self.ctx.bc.get_page(self.m.bc_entity, filter=any_of(self.key, ids))
 
     def index_records(self, groups: list[list[FieldMapping]]) -> Any:
         """Every record, whole, for a match index."""
@@ -238,13 +240,8 @@ class DataverseEndpoint(_Side):
         if record:
             c.crm_modified = record.get("modifiedon")
 
-    def couplings(self, ids: list[str]) -> dict[str, Coupling]:
-        return self.ctx.couplings.by_crm(self.m.name, ids)
-
-    def read(self, ids: list[str]) -> dict[str, dict[str, Any]]:
-        return self._read(
-            ids, lambda chunk: self.ctx.dataverse.get_page(self.m.crm_entity, filter=any_of(self.key, chunk))
-        )
+    def _page(self, ids: list[str]) -> Page:
+        return self.ctx.dataverse.get_page(self.m.crm_entity, filter=any_of(self.key, ids))
 
     def index_records(self, groups: list[list[FieldMapping]]) -> Any:
         """Every record with every field the mapping syncs and the match fields, for a match index."""
