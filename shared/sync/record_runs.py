@@ -69,7 +69,8 @@ class RecordRun:
     ctx: SyncContext
     run: Run
     outcomes: list[Outcome] = field(default_factory=list)
-    failure: str | None = None  # set by fail(): the action did not do what it was for
+    failed: bool = False  # set by fail(): the action did not do what it was for
+    failure: str | None = None  # and why, when known
 
     @property
     def run_id(self) -> str:
@@ -88,12 +89,12 @@ class RecordRun:
         return page.result.outcomes
 
     def fail(self, message: str | None) -> None:
-        self.failure = message or "failed"
+        self.failed, self.failure = True, message
 
     def end(self) -> None:
         def mutate(r: Run) -> None:
             r.finished_at = iso(now())
-            if self.failure is not None:
+            if self.failed:
                 r.status, r.message = RunStatus.FAILED, self.failure
             else:
                 r.status, r.message = run_status(self.outcomes), run_message(self.outcomes)
