@@ -15,8 +15,8 @@ from shared.store.planned import PlannedCouplings
 from shared.store.runs import RunStore
 from shared.store.tables import Tables
 from shared.sync.derived import Derived
+from shared.sync.lookups import LookupResolver
 from shared.sync.matching import MatchIndex
-from shared.sync.values import LookupResolver
 
 
 class SyncContext:
