@@ -32,7 +32,7 @@ from shared.settings import Settings
 from shared.store import table_wire
 
 RESULTS = Path(__file__).parent / "results"
-SCALES = {"1k": 1_000, "10k": 10_000, "100k": 100_000}
+SCALES = {"1k": 1_000, "10k": 10_000, "30k": 30_000, "100k": 100_000}
 NOTE = "2 cores shared with other sessions' test runs while measured: wall and CPU times vary with their load"
 DEFAULT_RECORDS = 10_000  # the issue's default: 10k customers, 20k contacts, 5k items
 MAX = {"dv_page": 5000, "dv_bulk": 1000, "bc_page": 20000, "bc_batch": 100}
@@ -299,6 +299,22 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
     return out
 
 
+def job_summary(job: dict) -> dict:
+    """Where a run's time and requests went, per mapping."""
+    started, finished = job.get("started_at"), job.get("finished_at")
+    seconds = (
+        (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+        if started and finished
+        else None
+    )
+    return {
+        "status": job["status"],
+        "seconds": seconds and round(seconds, 1),
+        "processed": job["processed"],
+        "usage": job.get("usage") or {},
+    }
+
+
 def full_sync(stack: Stack, label: str) -> dict:
     """One full sync through the real path, with peak worker RSS, CPU seconds per process group and what
     the jobs report they used."""
@@ -322,7 +338,10 @@ def full_sync(stack: Stack, label: str) -> dict:
         "table_requests": used["table_requests"],
         "table_entity_ops": used["table_entity_ops"],
         "cpu_seconds": cpu,
+        "jobs": {j["mapping"]: job_summary(j) for j in run["jobs"]},
     }
+    for name, job in entry["jobs"].items():
+        print(f"    {name}: {job['seconds']} s, {job['processed']} records, usage {job['usage']}", flush=True)
     print(
         f"  {label}: {entry['seconds']} s, {entry['records']} records, {entry['records_per_min']:,}/min, "
         f"{entry['requests']} requests (optimal {entry['optimal_requests']}), {entry['table_entity_ops']} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +50,11 @@ def start_azurite(
         raise RuntimeError("Azurite is not installed: run `npm ci` (make does this for you)")
     blob, queue, table = ports or (procs.free_port(), procs.free_port(), procs.free_port())
     location.mkdir(parents=True, exist_ok=True)
+    # AZURITE_NODE_ARGS: extra node flags for profiling (`--cpu-prof --cpu-prof-dir=DIR`), which
+    # NODE_OPTIONS does not accept.
     args = [
-        "node", str(binary), "--disableTelemetry", "--skipApiVersionCheck", "--loose",
+        "node", *os.environ.get("AZURITE_NODE_ARGS", "").split(), str(binary),
+        "--disableTelemetry", "--skipApiVersionCheck", "--loose",
         "--blobHost", "127.0.0.1", "--blobPort", str(blob),
         "--queueHost", "127.0.0.1", "--queuePort", str(queue),
         "--tableHost", "127.0.0.1", "--tablePort", str(table),

@@ -196,6 +196,7 @@ def query(
         # Encoded here: the generated client str.format()s the URL, so a raw "{" or "}" would break it.
         request = HttpRequest("GET", f"{url}?{urlencode(params, quote_via=quote)}", headers=headers)
         response = table._client.send_request(request, stream=True)  # noqa: SLF001
+        usage.add("table_query_pages")
         raw = response.read()
         if response.status_code != 200:
             text = raw[:500].decode(errors="replace")

@@ -12,11 +12,15 @@ quarter of a million coupling rows per slice, in Azure as much as here:
   again in full, at most once per slice: those mappings are small.
 
 Either way a related record coupled a moment ago, by another worker or a record action, is found.
+
+An index holds GUIDs as 128-bit integers (44 bytes, where the string takes 85) and the codes only of
+mappings looked up by code: 120,000 customer couplings cost about 35 MB rather than 75 MB.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,22 +30,50 @@ from shared.mappings.validation import COMPANY_CONTACT
 from shared.store.couplings import Coupling, CouplingStore
 from shared.sync.values import LookupFailed, normalize
 
+Id = int | str  # a GUID as its integer, any other id as it is
+
+
+def _pack(record_id: str) -> Id:
+    try:
+        guid = uuid.UUID(record_id)
+    except ValueError:
+        return record_id
+    return guid.int if str(guid) == record_id else record_id  # only the canonical form comes back as is
+
+
+def _unpack(packed: Id | None) -> str | None:
+    return str(uuid.UUID(int=packed)) if isinstance(packed, int) else packed
+
 
 @dataclass
 class CouplingIndex:
-    """The couplings of one related mapping, as lookups translate through them."""
+    """The couplings of one related mapping, as lookups translate through them (ids packed)."""
 
-    crm_by_bc: dict[str, str] = field(default_factory=dict)
-    bc_by_crm: dict[str, str] = field(default_factory=dict)
-    bc_by_ref: dict[str, str] = field(default_factory=dict)
-    ref_by_bc: dict[str, str] = field(default_factory=dict)
+    with_refs: bool = False
+    crm_by_bc: dict[Id, Id] = field(default_factory=dict)
+    bc_by_crm: dict[Id, Id] = field(default_factory=dict)
+    bc_by_ref: dict[str, Id] = field(default_factory=dict)
+    ref_by_bc: dict[Id, str] = field(default_factory=dict)
 
     def add(self, bc_id: str, crm_id: str, bc_ref: Any) -> None:
-        self.crm_by_bc[bc_id] = crm_id
-        self.bc_by_crm[crm_id] = bc_id
-        if bc_ref is not None:
-            self.bc_by_ref[str(bc_ref)] = bc_id
-            self.ref_by_bc[bc_id] = str(bc_ref)
+        bc, crm = _pack(bc_id), _pack(crm_id)
+        self.crm_by_bc[bc] = crm
+        self.bc_by_crm[crm] = bc
+        if self.with_refs and bc_ref is not None:
+            self.bc_by_ref[str(bc_ref)] = bc
+            self.ref_by_bc[bc] = str(bc_ref)
+
+    def crm_id(self, bc_id: str) -> str | None:
+        return _unpack(self.crm_by_bc.get(_pack(bc_id)))
+
+    def bc_id(self, crm_id: str) -> str | None:
+        return _unpack(self.bc_by_crm.get(_pack(crm_id)))
+
+    def bc_id_of_ref(self, ref: str) -> str | None:
+        return _unpack(self.bc_by_ref.get(ref))
+
+    def ref(self, bc_id: str) -> str | None:
+        return self.ref_by_bc.get(_pack(bc_id))
 
 
 class LookupResolver:
@@ -58,25 +90,20 @@ class LookupResolver:
         self._reloaded: set[str] = set()
         self._uncoupled: set[tuple[str, str, str]] = set()  # (mapping, side, id) read and not found
 
-    def _load(self, mapping: str) -> CouplingIndex:
+    def _load(self, mapping: str, with_refs: bool = False) -> CouplingIndex:
         usage.add("lookup_index_loads")
-        index = CouplingIndex()
+        index = CouplingIndex(with_refs=with_refs)
         for bc_id, crm_id, bc_ref in self.couplings.lookup_keys(mapping):
             index.add(bc_id, crm_id, bc_ref)
         with self._lock:
             self._cache[(self.namespace, mapping)] = index
         return index
 
-    def _index(self, mapping: str) -> CouplingIndex:
+    def _index(self, mapping: str, with_refs: bool = False) -> CouplingIndex:
         index = self._cache.get((self.namespace, mapping))
-        return index if index is not None else self._load(mapping)
-
-    def _by_ref(self, mapping: str, getter) -> Any:
-        found = getter(self._index(mapping))
-        if found is None and mapping not in self._reloaded:
-            self._reloaded.add(mapping)
-            found = getter(self._load(mapping))
-        return found
+        if index is None or (with_refs and not index.with_refs):
+            index = self._load(mapping, with_refs or (index is not None and index.with_refs))
+        return index
 
     def _coupling(self, mapping: str, side: str, record_id: str) -> Coupling | None:
         """The coupling of this BC (``side`` "bc") or CRM id, read from the store; None when uncoupled."""
@@ -91,22 +118,26 @@ class LookupResolver:
         return c
 
     def crm_id_of(self, mapping: str, bc_id: str) -> str | None:
-        found = self._index(mapping).crm_by_bc.get(bc_id)
+        found = self._index(mapping).crm_id(bc_id)
         if found is None and (c := self._coupling(mapping, "bc", bc_id)):
             found = c.crm_id
         return found
 
     def bc_id_of(self, mapping: str, crm_id: str) -> str | None:
-        found = self._index(mapping).bc_by_crm.get(crm_id)
+        found = self._index(mapping).bc_id(crm_id)
         if found is None and (c := self._coupling(mapping, "crm", crm_id)):
             found = c.bc_id
         return found
 
     def bc_id_of_ref(self, mapping: str, ref: str) -> str | None:
-        return self._by_ref(mapping, lambda ix: ix.bc_by_ref.get(ref))
+        found = self._index(mapping, with_refs=True).bc_id_of_ref(ref)
+        if found is None and mapping not in self._reloaded:
+            self._reloaded.add(mapping)
+            found = self._load(mapping, with_refs=True).bc_id_of_ref(ref)
+        return found
 
     def ref_of(self, mapping: str, bc_id: str) -> str | None:
-        found = self._index(mapping).ref_by_bc.get(bc_id)
+        found = self._index(mapping, with_refs=True).ref(bc_id)
         if found is None and (c := self._coupling(mapping, "bc", bc_id)) and c.bc_ref is not None:
             found = str(c.bc_ref)
         return found
@@ -165,20 +196,20 @@ class PlannedLookups(LookupResolver):
 
     def _planned_index(self, mapping: str) -> CouplingIndex:
         if mapping not in self._planned:
-            index = CouplingIndex()
+            index = CouplingIndex(with_refs=True)
             for bc_id, crm_id, bc_ref in self.planned.pairs(self.run_id, mapping):
                 index.add(bc_id, crm_id, bc_ref)
             self._planned[mapping] = index
         return self._planned[mapping]
 
     def crm_id_of(self, mapping: str, bc_id: str) -> str | None:
-        return self.real.crm_id_of(mapping, bc_id) or self._planned_index(mapping).crm_by_bc.get(bc_id)
+        return self.real.crm_id_of(mapping, bc_id) or self._planned_index(mapping).crm_id(bc_id)
 
     def bc_id_of(self, mapping: str, crm_id: str) -> str | None:
-        return self.real.bc_id_of(mapping, crm_id) or self._planned_index(mapping).bc_by_crm.get(crm_id)
+        return self.real.bc_id_of(mapping, crm_id) or self._planned_index(mapping).bc_id(crm_id)
 
     def bc_id_of_ref(self, mapping: str, ref: str) -> str | None:
-        return self.real.bc_id_of_ref(mapping, ref) or self._planned_index(mapping).bc_by_ref.get(ref)
+        return self.real.bc_id_of_ref(mapping, ref) or self._planned_index(mapping).bc_id_of_ref(ref)
 
     def ref_of(self, mapping: str, bc_id: str) -> str | None:
-        return self.real.ref_of(mapping, bc_id) or self._planned_index(mapping).ref_by_bc.get(bc_id)
+        return self.real.ref_of(mapping, bc_id) or self._planned_index(mapping).ref(bc_id)
