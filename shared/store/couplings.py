@@ -1,10 +1,16 @@
-"""The coupling tables: which BC record is coupled to which CRM record, one table per mapping.
+"""The coupling tables: which BC record is coupled to which CRM record, tables of their own per mapping.
 
 A mapping's couplings are spread over ``SHARDS`` partitions by a hash of the BC id — one partition
 per mapping would cap it at one partition's throughput in Azure (~2,000 entities/s) and makes Azurite
-scan the whole partition on every insert (quadratic). Each coupling is two rows of the same
-partition, ``bc_<bc id>`` and ``crm_<crm id>``, both holding the whole coupling and always written in
-one transaction, so every read — by either id — sees a consistent coupling.
+scan the whole partition on every insert (quadratic) — and the partitions over ``TABLES`` tables, with
+the failure rows in a table of their own. Azurite's cost of every insert, update and query grows with
+the rows of the table (LokiJS keeps a sorted array per key, moved on every insert, and scans the whole
+table for every query); at 100k customers one table per mapping held 1.5M contact rows. In Azure the
+tables cost nothing; a page's range read is one query per table instead of one.
+
+Each coupling is two rows of the same partition, ``bc_<bc id>`` and ``crm_<crm id>``, both holding the
+whole coupling and always written in one transaction, so every read — by either id — sees a consistent
+coupling.
 
 One-to-one is enforced by the store, with insert-only rows: the ``bc_`` row is unique because a BC id
 always hashes to the same partition; the CRM side is unique through a **claim** row per CRM id
@@ -43,6 +49,7 @@ log = logging.getLogger("store.couplings")
 
 BC, CRM, RETRY = "bc_", "crm_", "retry_"
 SHARDS = 32  # partitions per mapping (changing it orphans stored couplings)
+TABLES = 8  # tables a mapping's partitions are spread over (shard % TABLES; changing it orphans them too)
 CLAIM_STALE_SECONDS = 3600  # a claim without its pair this old was left by a crash
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="couplings")
 _WRITERS = 4  # concurrent transactions (different partitions) of one bulk write
@@ -75,6 +82,12 @@ def _pairs_range(mapping: str) -> dict[str, str]:
 
 def _mapping_of(partition: str) -> str:
     return partition.rpartition("|")[0]
+
+
+def _table_of(partition: str) -> int | None:
+    """Which of the mapping's tables holds this partition (None: the failures table)."""
+    tail = partition.rpartition("|")[2]
+    return None if tail == "failures" else int(tail[1:]) % TABLES
 
 
 def _failures_partition(mapping: str) -> str:
@@ -147,10 +160,15 @@ class Coupling:
 _STORED = tuple(name for name in Coupling.__dataclass_fields__ if name not in ("mapping", "stored_result"))
 
 
-def couplings_table(mapping: str) -> str:
-    """Each mapping keeps its couplings in a table of its own (``Couplings<name without punctuation>``):
-    a mapping's rows are read and written together, and a table's size never slows another mapping."""
-    return COUPLINGS + "".join(ch for ch in mapping if ch.isalnum())[:50]
+def couplings_table(mapping: str, table: int | None) -> str:
+    """Each mapping keeps its couplings in tables of its own, ``Couplings<name without punctuation><n>``
+    for n in 0..TABLES-1 and ``…F`` for its failures: a mapping's rows are read and written together, and
+    a table's size never slows another mapping."""
+    return (
+        COUPLINGS
+        + "".join(ch for ch in mapping if ch.isalnum())[:48]
+        + ("F" if table is None else str(table))
+    )
 
 
 _EXISTING: set[str] = set()  # coupling tables this process created or found (account | table)
@@ -160,15 +178,27 @@ class CouplingStore:
     def __init__(self, tables: Tables):
         self.tables = tables
 
-    def table(self, mapping: str) -> TableClient:
-        """The table holding this mapping's couplings (created on first use)."""
-        client = self.tables.client(couplings_table(mapping))
+    def table(self, mapping: str, table: int | None) -> TableClient:
+        """One of this mapping's tables (``table`` = shard % TABLES, None: failures), created on first use."""
+        client = self.tables.client(couplings_table(mapping, table))
         key = f"{client.url}|{client.table_name}"
         if key not in _EXISTING:
             with contextlib.suppress(ResourceExistsError):
                 client.create_table()
             _EXISTING.add(key)
         return client
+
+    def table_of(self, partition: str) -> TableClient:
+        """The table holding this partition."""
+        return self.table(_mapping_of(partition), _table_of(partition))
+
+    def _failures(self, mapping: str) -> TableClient:
+        return self.table(mapping, None)
+
+    def _in_every_table(self, mapping: str, read: Callable[[TableClient], list]) -> list:
+        """``read`` of each of the mapping's pair tables, concurrently; the rows of all, in table order."""
+        tables = [self.table(mapping, t) for t in range(TABLES)]
+        return [row for rows in self._fan_out(read, tables, workers=TABLES) for row in rows]
 
     def _fan_out(self, fn, items: list, workers: int = 16) -> list:
         """``fn`` over ``items`` on the pool (counted for the caller's meter), results in order."""
@@ -184,7 +214,7 @@ class CouplingStore:
 
     def _row(self, partition: str, row_key: str) -> dict[str, Any] | None:
         try:
-            return self.table(_mapping_of(partition)).get_entity(partition, row_key)
+            return self.table_of(partition).get_entity(partition, row_key)
         except ResourceNotFoundError:
             return None
 
@@ -217,7 +247,7 @@ class CouplingStore:
         params = {**_pairs_range(mapping), "lo": prefix + ids[0], "hi": prefix + ids[-1]}
         wanted = set(ids)
         found = {}
-        for e in table_wire.query(self.table(mapping), query, params):
+        for e in self._in_every_table(mapping, lambda t: list(table_wire.query(t, query, params))):
             key = e["RowKey"][len(prefix) :]
             if key in wanted:
                 found[key] = Coupling.from_entity(e)
@@ -236,27 +266,36 @@ class CouplingStore:
     def list(
         self, mapping: str, *, where: str | None = None, page_size: int = 100, continuation: str | None = None
     ) -> tuple[list[Coupling], str | None]:
-        """A page of couplings (one row per coupling: the ``bc_`` rows) and a continuation token."""
+        """A page of couplings (one row per coupling: the ``bc_`` rows) and a continuation token: the
+        mapping's tables are read one after the other."""
         query, params = self._query(mapping, where)
-        pages = (
-            self.table(mapping)
-            .query_entities(query, parameters=params, results_per_page=page_size)
-            .by_page(continuation_token=json.loads(continuation) if continuation else None)
-        )
-        page = next(pages, [])
-        items = [Coupling.from_entity(e) for e in page]
-        token = pages.continuation_token
-        return items, json.dumps(token) if token else None
+        at = json.loads(continuation) if continuation else {"table": 0, "token": None}
+        table, token = int(at["table"]), at["token"]
+        items: list[Coupling] = []
+        while table < TABLES and len(items) < page_size:
+            pages = (
+                self.table(mapping, table)
+                .query_entities(query, parameters=params, results_per_page=page_size - len(items))
+                .by_page(continuation_token=token)
+            )
+            items += [Coupling.from_entity(e) for e in next(pages, [])]
+            token = pages.continuation_token
+            if not token:
+                table, token = table + 1, None
+        return items, json.dumps({"table": table, "token": token}) if table < TABLES else None
+
+    def _every(self, mapping: str, where: str | None, select: list[str] | None = None):
+        query, params = self._query(mapping, where)
+        for t in range(TABLES):
+            yield from table_wire.query(self.table(mapping, t), query, params, select=select)
 
     def iter_all(self, mapping: str, where: str | None = None):
-        query, params = self._query(mapping, where)
-        for e in table_wire.query(self.table(mapping), query, params):
+        for e in self._every(mapping, where):
             yield Coupling.from_entity(e)
 
     def lookup_keys(self, mapping: str):
         """(bc id, crm id, bc ref) of every coupling of a mapping: what lookups translate through."""
-        query, params = self._query(mapping, None)
-        for e in table_wire.query(self.table(mapping), query, params, select=["bc_id", "crm_id", "bc_ref"]):
+        for e in self._every(mapping, None, select=["bc_id", "crm_id", "bc_ref"]):
             yield e["bc_id"], e["crm_id"], e.get("bc_ref")
 
     # --- writes ------------------------------------------------------------------------------
@@ -265,7 +304,7 @@ class CouplingStore:
 
         def run(ops: list[tuple]) -> TransactionFailed | None:
             try:
-                table_wire.submit(self.table(_mapping_of(ops[0][1]["PartitionKey"])), ops)
+                table_wire.submit(self.table_of(ops[0][1]["PartitionKey"]), ops)
                 return None
             except TransactionFailed as exc:
                 return exc
@@ -326,7 +365,7 @@ class CouplingStore:
         entity = c.claim()
         for _ in range(2):  # twice: the claim may be released between our insert and our read
             try:
-                table_wire.submit(self.table(c.mapping), [("create", entity)])
+                table_wire.submit(self.table_of(entity["PartitionKey"]), [("create", entity)])
                 return True
             except TransactionFailed as exc:
                 if exc.status != 409:
@@ -344,14 +383,16 @@ class CouplingStore:
         if claimed_at and now() - claimed_at < timedelta(seconds=CLAIM_STALE_SECONDS):
             return False  # another coupling of this record may be on its way
         try:
-            table_wire.submit(self.table(c.mapping), [("update", entity, held.metadata["etag"])])
+            table_wire.submit(
+                self.table_of(entity["PartitionKey"]), [("update", entity, held.metadata["etag"])]
+            )
             return True
         except TransactionFailed:
             return False  # someone else took it over first
 
     def _pair_one(self, c: Coupling) -> bool:
         try:
-            table_wire.submit(self.table(c.mapping), [("create", r) for r in c.rows()])
+            table_wire.submit(self.table_of(c.partition), [("create", r) for r in c.rows()])
             return True
         except TransactionFailed as exc:
             if exc.status != 409:
@@ -367,7 +408,9 @@ class CouplingStore:
         held = self._row(entity["PartitionKey"], entity["RowKey"])
         if held is not None and held["bc_id"] == c.bc_id:
             with contextlib.suppress(TransactionFailed):  # changed meanwhile: no longer ours
-                table_wire.submit(self.table(c.mapping), [("delete", entity, held.metadata["etag"])])
+                table_wire.submit(
+                    self.table_of(entity["PartitionKey"]), [("delete", entity, held.metadata["etag"])]
+                )
 
     def save_many(self, couplings: list[Coupling]) -> None:
         """Update existing couplings (both rows of each, in transactions per pair partition) and their
@@ -424,18 +467,18 @@ class CouplingStore:
             for part in chunks(group, TRANSACTION_LIMIT):
                 ops = [(kind, self._marker(pk, c)) for c in part]
                 try:
-                    table_wire.submit(self.table(mapping), ops)
+                    table_wire.submit(self._failures(mapping), ops)
                 except TransactionFailed as exc:
                     if kind != "delete" or exc.status != 404:
                         raise
                     for op in ops:  # one was gone already: remove the others one by one
                         with contextlib.suppress(TransactionFailed):
-                            table_wire.submit(self.table(mapping), [op])
+                            table_wire.submit(self._failures(mapping), [op])
 
     def delete(self, coupling: Coupling) -> None:
         """Remove the pair (one transaction), then its claim: the records stay and may be coupled again."""
         try:
-            table_wire.submit(self.table(coupling.mapping), [("delete", r) for r in coupling.rows()])
+            table_wire.submit(self.table_of(coupling.partition), [("delete", r) for r in coupling.rows()])
         except TransactionFailed as exc:
             if exc.status != 404:
                 raise
@@ -447,8 +490,10 @@ class CouplingStore:
         query = "PartitionKey ge @lo and PartitionKey lt @hi"
         rows: dict[str, list[str]] = {}
         params = {"lo": f"{mapping}|", "hi": f"{mapping}}}"}
-        for e in table_wire.query(self.table(mapping), query, params, select=["PartitionKey", "RowKey"]):
-            rows.setdefault(e["PartitionKey"], []).append(e["RowKey"])
+        for table in [*range(TABLES), None]:
+            client = self.table(mapping, table)
+            for e in table_wire.query(client, query, params, select=["PartitionKey", "RowKey"]):
+                rows.setdefault(e["PartitionKey"], []).append(e["RowKey"])
         refused = self._transactions(
             [
                 [("delete", {"PartitionKey": pk, "RowKey": k}) for k in group]
@@ -483,7 +528,7 @@ class CouplingStore:
                 "failures": e.get("failures", 0),
                 "skipped": e.get("skipped", False),
             }
-            for e in table_wire.query(self.table(mapping), query, params)
+            for e in table_wire.query(self._failures(mapping), query, params)
             if e["RowKey"][prefix:] in wanted
         }
 
@@ -491,7 +536,7 @@ class CouplingStore:
         pk = _failures_partition(mapping)
         for group in chunks(sorted(rows.items()), TRANSACTION_LIMIT):
             table_wire.submit(
-                self.table(mapping),
+                self._failures(mapping),
                 [("replace", {"PartitionKey": pk, "RowKey": f"{side}_{i}", **row}) for i, row in group],
             )
 
@@ -499,7 +544,7 @@ class CouplingStore:
         pk = _failures_partition(mapping)
         for group in chunks(sorted({i.lower() for i in ids}), TRANSACTION_LIMIT):
             table_wire.submit(
-                self.table(mapping),
+                self._failures(mapping),
                 [("delete", {"PartitionKey": pk, "RowKey": f"{side}_{i}"}) for i in group],
             )
 
@@ -508,7 +553,7 @@ class CouplingStore:
         whose coupling is gone or no longer failed (a crash between the two writes) is dropped here."""
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         params = {"pk": _failures_partition(mapping), "lo": RETRY, "hi": RETRY[:-1] + "`"}
-        rows = table_wire.query(self.table(mapping), query, params)
+        rows = table_wire.query(self._failures(mapping), query, params)
         marked = [(e["RowKey"][len(RETRY) :], e["crm_id"]) for e in rows]
         found = self.by_bc(mapping, [bc_id for bc_id, _ in marked])
         failed = {bc_id for bc_id, c in found.items() if c.last_result == "failed"}
@@ -524,7 +569,7 @@ class CouplingStore:
             params |= {f"lo{i}": key, f"hi{i}": key[:-1] + "`"}
             ranges.append(f"(RowKey ge @lo{i} and RowKey lt @hi{i})")
         query = f"PartitionKey eq @pk and ({' or '.join(ranges)}) and skipped eq false"
-        rows = table_wire.query(self.table(mapping), query, params, select=["RowKey"], top=1)
+        rows = table_wire.query(self._failures(mapping), query, params, select=["RowKey"], top=1)
         return next(rows, None) is not None
 
     def failed_uncoupled(self, mapping: str, side: str, include_skipped: bool = False) -> list[str]:
@@ -532,5 +577,5 @@ class CouplingStore:
         if not include_skipped:
             query += " and skipped eq false"
         params = {"pk": _failures_partition(mapping), "lo": f"{side}_", "hi": f"{side}`"}
-        rows = table_wire.query(self.table(mapping), query, params, select=["RowKey"])
+        rows = table_wire.query(self._failures(mapping), query, params, select=["RowKey"])
         return [e["RowKey"][len(side) + 1 :] for e in rows]

@@ -59,7 +59,7 @@ def test_a_claim_left_by_a_crash_is_reused_by_its_pair_and_taken_over_when_stale
     store = CouplingStore(tables)
     crashed = Coupling("CUSTOMER", gid(), gid())
     table_wire.submit(
-        store.table("CUSTOMER"), [("create", crashed.claim())]
+        store.table_of(crashed.claim()["PartitionKey"]), [("create", crashed.claim())]
     )  # the crash: claim written, pair not
     assert store.get("CUSTOMER", crm_id=crashed.crm_id) is None  # a claim alone couples nothing
     # Another BC record may not take a fresh claim (its coupling may be on its way) ...
@@ -70,7 +70,7 @@ def test_a_claim_left_by_a_crash_is_reused_by_its_pair_and_taken_over_when_stale
     # An uncoupling that died between removing the pair and its claim: the claim is old, so it is stale.
     old = Coupling("CUSTOMER", gid(), gid())
     claim = old.claim() | {"claimed_at": "2020-01-01T00:00:00Z"}
-    table_wire.submit(store.table("CUSTOMER"), [("create", claim)])
+    table_wire.submit(store.table_of(claim["PartitionKey"]), [("create", claim)])
     other = gid()
     assert store.create(Coupling("CUSTOMER", other, old.crm_id))
     assert store.get("CUSTOMER", crm_id=old.crm_id).bc_id == other
