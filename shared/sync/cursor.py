@@ -25,6 +25,7 @@ class Cursor:
     crm_mode: CrmMode | None = None
     gap_since: str | None = None  # a restarted tracking syncs only what changed since this
     tracking_restarted: bool = False  # say so in the job's log, once
+    retry_after: str | None = None  # retry phase: the source id the last retried page ended with
 
     @classmethod
     def of(cls, stored: dict[str, Any]) -> Cursor:
@@ -41,6 +42,7 @@ class Cursor:
             crm_mode=stored.get("mode"),
             gap_since=stored.get("gap_since"),
             tracking_restarted=bool(stored.get("note")),
+            retry_after=stored.get("retry_after"),
         )
 
     def stored(self) -> dict[str, Any]:
@@ -57,6 +59,7 @@ class Cursor:
             "mode": self.crm_mode,
             "gap_since": self.gap_since,
             "note": self.tracking_restarted,
+            "retry_after": self.retry_after,
         }
         return {k: v for k, v in out.items() if v not in (None, False)}
 

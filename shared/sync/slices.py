@@ -93,11 +93,12 @@ class SliceRunner:
         page = self.page_sync(sync_pass)
         result = SliceResult(sync_pass)
         if cursor.phase == "retry":
-            records = self._failed_records(sync_pass)
+            records, cursor.retry_after = self._failed_records(sync_pass, cursor.retry_after)
             if records:
                 page.run(records, force=True)
             result.processed = len(records)
-            cursor.phase = "main"
+            if cursor.retry_after is None:
+                cursor.phase = "main"
         elif sync_pass == "to_crm":
             self._bc_page(page, cursor, result)
         else:
@@ -146,16 +147,20 @@ class SliceRunner:
         return result
 
     # --- sources -----------------------------------------------------------------------------------
-    def _failed_records(self, sync_pass: str) -> list[dict[str, Any]]:
-        """Records that failed last time: failed couplings and uncoupled records whose create failed."""
+    def _failed_records(self, sync_pass: str, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the records that failed last time (failed couplings and uncoupled records whose
+        create failed), in id order after ``after``; and the id to go on after, None when it was the last
+        page. Paged by id, not by position: a record retried with success leaves the list."""
         side = "bc" if sync_pass == "to_crm" else "crm"
         failed = self.ctx.couplings.failed_couplings(self.m.name)
-        src_ids = [bc_id if side == "bc" else crm_id for bc_id, crm_id in failed]
-        src_ids += self.ctx.couplings.failed_uncoupled(self.m.name, side)
-        if not src_ids:
-            return []
-        page = self.page_sync(sync_pass)
-        return list(page.fetch_source(src_ids[: self.page_size]).values())
+        src_ids = {bc_id if side == "bc" else crm_id for bc_id, crm_id in failed}
+        src_ids |= set(self.ctx.couplings.failed_uncoupled(self.m.name, side))
+        todo = sorted(i for i in src_ids if after is None or i > after)
+        ids = todo[: self.page_size]
+        if not ids:
+            return [], None
+        records = list(self.page_sync(sync_pass).fetch_source(ids).values())
+        return records, (ids[-1] if len(todo) > len(ids) else None)
 
     def _bc_page(self, page: PageSync, cursor: Cursor, result: SliceResult) -> None:
         state = self.ctx.states.get(self.m.name)

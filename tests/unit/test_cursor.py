@@ -24,6 +24,7 @@ CURSORS = st.builds(
     crm_mode=st.none() | st.sampled_from(["restart", "modifiedon"]),
     gap_since=st.none() | STAMPS,
     tracking_restarted=st.booleans(),
+    retry_after=TEXT,
 )
 
 
