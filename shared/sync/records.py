@@ -176,8 +176,8 @@ class PageSync:
         self.result.errors.append(
             SyncError(self.run_id, self.m.name, self.p, source_id, dest_id, message, stack=stack, code=code)
         )
-        self.result.outcomes.append(Outcome(source_id, "failed", dest_id, message))
-        self.result.counts["failed"] += 1
+        self.result.outcomes.append(Outcome(source_id, Result.FAILED, dest_id, message))
+        self.result.counts[Result.FAILED] += 1
 
     def done(
         self, source_id: str, result: str, dest_id: str | None = None, message: str | None = None
@@ -234,16 +234,17 @@ class PageSync:
             if c is None:
                 uncoupled.append(record)
                 continue
+            did = self.destination.coupling_id(c)
             if c.skipped:
-                self.done(sid, "skipped", self.destination.coupling_id(c), "record is in Skipped Records")
+                self.done(sid, Result.SKIPPED, did, "record is in Skipped Records")
                 continue
             if not self.sync_coupled:
-                self.done(sid, Result.UNCHANGED, self.destination.coupling_id(c), "already coupled")
+                self.done(sid, Result.UNCHANGED, did, "already coupled")
                 continue
             if c.last_job == self.run_id and c.last_result == "failed" and self.p == Pass.FROM_CRM:
                 # Already failed (and its error recorded) in this run's to_crm pass: count it once more
                 # as skipped so the counters still add up to the records seen, without a second error.
-                self.done(sid, "skipped", self.destination.coupling_id(c), "failed in this run's BC→CRM pass")
+                self.done(sid, Result.SKIPPED, did, "failed in this run's BC→CRM pass")
                 continue
             stored = self.source.hashes(c)
             src_changed = [
@@ -252,7 +253,7 @@ class PageSync:
                 if value_hash(self.src_value(f, record)) != stored.get(f.key) and self._may_write(f, record)
             ]
             if not src_changed and not force and c.last_result != "failed":
-                self.done(sid, "unchanged", self.destination.coupling_id(c))
+                self.done(sid, Result.UNCHANGED, did)
                 continue
             changed.append((record, c, src_changed or self.flow))
         if changed:
@@ -273,7 +274,7 @@ class PageSync:
         todo = []
         for record, sid in zip(records, ids, strict=True):
             if known.get(sid, {}).get("skipped"):
-                self.done(sid, "skipped", None, "record is in Skipped Records")
+                self.done(sid, Result.SKIPPED, None, "record is in Skipped Records")
             else:
                 todo.append(record)
         start = len(self.result.outcomes)
@@ -282,7 +283,7 @@ class PageSync:
             return
         failed, cleared = {}, []
         for o in self.result.outcomes[start:]:
-            if o.result == "failed":
+            if o.result == Result.FAILED:
                 before = known.get(o.source_id, {})
                 count = before.get("failures", 0) + 1
                 repeated = before.get("message") == o.message and count >= 2
@@ -352,7 +353,7 @@ class PageSync:
                 updates.append((record, c, writes, target))
             else:
                 saves.append(c)
-                self.done(sid, "unchanged", did)
+                self.done(sid, Result.UNCHANGED, did)
         if updates:
             self._write_updates(updates)
         if saves and not self.dry_run:
@@ -414,7 +415,7 @@ class PageSync:
     def _write_updates(self, updates) -> None:
         if self.dry_run:
             for record, c, _, _ in updates:
-                self.done(self.src_id(record), "modified", self.destination.coupling_id(c))
+                self.done(self.src_id(record), Result.MODIFIED, self.destination.coupling_id(c))
             return
         errors = self.destination.update_many([(c, self.payload(w, False), t) for _, c, w, t in updates])
         ok: list[Coupling] = []
@@ -427,7 +428,7 @@ class PageSync:
                 )
             else:
                 ok.append(c)
-                self.done(sid, "modified", self.destination.coupling_id(c))
+                self.done(sid, Result.MODIFIED, self.destination.coupling_id(c))
         if ok:
             self.ctx.couplings.save_many(ok)
 
@@ -447,7 +448,7 @@ class PageSync:
         if not self.dry_run:
             self.ctx.couplings.delete(c)
         if policy == "RemoveCoupling":
-            self.done(sid, "uncoupled", did, "coupled record was deleted; coupling removed")
+            self.done(sid, Result.UNCOUPLED, did, "coupled record was deleted; coupling removed")
             return
         self.create([record], restore=True)  # RestoreRecords: recreate the counterpart and couple it
 
@@ -460,7 +461,7 @@ class PageSync:
             if policy == "RemoveCoupling":
                 if not self.dry_run:
                     self.ctx.couplings.delete(c)
-                self.done(sid, "uncoupled", did, "record was deleted; coupling removed")
+                self.done(sid, Result.UNCOUPLED, did, "record was deleted; coupling removed")
             elif policy == "RestoreRecords":
                 if not self.dry_run:
                     self.ctx.couplings.delete(c)
@@ -541,7 +542,7 @@ class PageSync:
             self.create(to_create)
         else:
             for record in to_create:
-                self.done(self.src_id(record), "no_match")
+                self.done(self.src_id(record), Result.NO_MATCH)
 
     def _couple_matched(self, pairs, matcher, taken: dict[str, Coupling]) -> None:
         """``taken``: the couplings the matched destination records had when the page was matched."""
