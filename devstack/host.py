@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -498,8 +499,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     workers = []
     for _ in range(args.workers):
+        # DEVSTACK_WORKER_WRAPPER: interpreter options before the module, to profile the workers
+        # (`-m memray run --aggregate -o FILE`).
         command = [
             sys.executable,
+            *shlex.split(os.environ.get("DEVSTACK_WORKER_WRAPPER", "")),
             "-m",
             "devstack.host",
             "--queues-only",

@@ -31,6 +31,7 @@ from shared.connectors.errors import ConnectorError
 from shared.connectors.odata import any_of, call, canonical_guid, eq, or_
 from shared.contracts import bc_entities, dataverse_tables
 from shared.mappings import Mapping
+from shared.model.status import Pass
 from shared.store.couplings import Coupling
 from shared.store.jobs import Job
 from shared.sync.records import ID_CHUNK
@@ -371,9 +372,11 @@ def list_errors(ctx: SyncContext, params: dict[str, str]) -> dict[str, Any]:
     sides: list[tuple[Any, Mapping | None, str | None, str | None]] = []
     for e in items:
         bc_id, crm_id = (
-            (e.destination_id, e.source_id) if e.sync_pass == "from_crm" else (e.source_id, e.destination_id)
+            (e.destination_id, e.source_id)
+            if e.sync_pass == Pass.FROM_CRM
+            else (e.source_id, e.destination_id)
         )
-        if e.sync_pass not in ("to_crm", "from_crm"):
+        if e.sync_pass not in (Pass.TO_CRM, Pass.FROM_CRM):
             bc_id = crm_id = None  # a job-level error names no record
         sides.append((e, mappings.get(e.mapping), bc_id, crm_id))
     # The records' couplings now (one bulk read per mapping and side): what Restore/Uncouple can act on.

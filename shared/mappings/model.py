@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.model.status import Pass
 
 Direction = Literal["Bidirectional", "ToIntegrationTable", "FromIntegrationTable"]
 UpdateConflict = Literal["None", "SendUpdateToIntegration", "GetUpdateFromIntegration"]
 DeletionConflict = Literal["None", "RemoveCoupling", "RestoreRecords"]
 ConflictDetection = Literal["Field", "Record"]
-Pass = Literal["to_crm", "from_crm"]
 # Values that are computed rather than copied (shared/sync/derived.py says how each one is computed):
 # person_name   BC displayName <-> CRM firstname + lastname (crm names "fullname", which is read-only)
 # exchange_rate a currency's rate against the Dataverse base currency, from BC's exchange rates
@@ -57,7 +59,7 @@ class FieldMapping(BaseModel):
 
     def flows(self, sync_pass: Pass) -> bool:
         """Does this field carry data in the given pass?"""
-        if sync_pass == "to_crm":
+        if sync_pass == Pass.TO_CRM:
             return self.crm is not None and self.direction in ("Bidirectional", "ToIntegrationTable")
         return self.bc is not None and self.direction in ("Bidirectional", "FromIntegrationTable")
 
@@ -67,8 +69,9 @@ class FieldMapping(BaseModel):
 
     @property
     def key(self) -> str:
-        """Stable name of the pair (used in stored hashes and error messages)."""
-        return f"{self.bc or '='}>{self.crm or '='}"
+        """Stable name of the pair (used in stored hashes and error messages); interned, so the hashes of
+        a page's couplings share one string per field."""
+        return sys.intern(f"{self.bc or '='}>{self.crm or '='}")
 
 
 class Mapping(BaseModel):
@@ -96,9 +99,9 @@ class Mapping(BaseModel):
 
     def passes(self) -> list[Pass]:
         return {
-            "Bidirectional": ["to_crm", "from_crm"],
-            "ToIntegrationTable": ["to_crm"],
-            "FromIntegrationTable": ["from_crm"],
+            "Bidirectional": [Pass.TO_CRM, Pass.FROM_CRM],
+            "ToIntegrationTable": [Pass.TO_CRM],
+            "FromIntegrationTable": [Pass.FROM_CRM],
         }[self.direction]
 
     def allows(self, sync_pass: Pass) -> bool:

@@ -8,6 +8,7 @@ from shared.contracts import bc_entities, dataverse_tables
 from shared.errors import InvalidInput
 from shared.mappings.entities import BC_ENTITIES, CRM_ENTITIES, bc_fields
 from shared.mappings.model import Mapping
+from shared.model.status import Pass
 from shared.odata_filter import FilterError, compile_filter
 
 
@@ -91,12 +92,12 @@ COMPANY_CONTACT = "companyContact"  # the BC value is the number of the customer
 
 def _check_writable(m: Mapping, f, where: str, fail) -> None:
     """A field that flows must land on a property the destination lets clients write."""
-    if m.allows("to_crm") and f.flows("to_crm") and f.crm and f.transform != "person_name":
+    if m.allows(Pass.TO_CRM) and f.flows(Pass.TO_CRM) and f.crm and f.transform != "person_name":
         table = dataverse_tables().get(m.crm_entity)
         prop = table.properties.get(f.crm) if table is not None else None
         if prop is not None and prop.read_only:
             fail(f"{where}: {f.crm!r} is read-only in Dataverse", f"{where}.crm")
-    if m.allows("from_crm") and f.flows("from_crm") and f.bc and f.transform != "new_code":
+    if m.allows(Pass.FROM_CRM) and f.flows(Pass.FROM_CRM) and f.bc and f.transform != "new_code":
         prop = bc_entities()[m.bc_entity].properties.get(f.bc)
         if prop is not None and prop.read_only:
             fail(f"{where}: {f.bc!r} is read-only in Business Central", f"{where}.bc")
@@ -111,7 +112,7 @@ def _check_transform(m: Mapping, f, where: str, fail) -> None:
     crm_props = table.properties if table is not None else {}
     if t == "person_name" and not (f.crm == "fullname" and {"firstname", "lastname"} <= set(crm_props)):
         fail(f"{where}: person_name maps a BC name to fullname of a table with firstname/lastname", field)
-    if t in TO_CRM_ONLY and f.flows("from_crm"):
+    if t in TO_CRM_ONLY and f.flows(Pass.FROM_CRM):
         fail(f"{where}: {t} only flows to Dataverse (direction ToIntegrationTable)", field)
     if t == "exchange_rate" and (f.bc != "code" or m.bc_entity != "currencies"):
         fail(f"{where}: exchange_rate needs the BC currency code (currencies.code)", field)
@@ -121,7 +122,7 @@ def _check_transform(m: Mapping, f, where: str, fail) -> None:
         fail(f"{where}: product_state writes statecode", field)
     if t == "option_value" and not f.lookup:
         fail(f"{where}: option_value translates through an option mapping (set lookup)", field)
-    if t == "new_code" and (f.flows("to_crm") or not f.bc or f.match_priority is not None):
+    if t == "new_code" and (f.flows(Pass.TO_CRM) or not f.bc or f.match_priority is not None):
         fail(f"{where}: new_code makes a BC code from a CRM value (direction FromIntegrationTable)", field)
 
 

@@ -246,12 +246,20 @@ class CouplingStore:
         query = "PartitionKey ge @plo and PartitionKey le @phi and RowKey ge @lo and RowKey le @hi"
         params = {**_pairs_range(mapping), "lo": prefix + ids[0], "hi": prefix + ids[-1]}
         wanted = set(ids)
-        found = {}
-        for e in self._in_every_table(mapping, lambda t: list(table_wire.query(t, query, params))):
-            key = e["RowKey"][len(prefix) :]
-            if key in wanted:
-                found[key] = Coupling.from_entity(e)
-        return found
+
+        def read(table: TableClient) -> list[Coupling]:
+            # Kept as they stream in: a wide span returns rows of many other records (up to the whole
+            # mapping), which must not all be held at once.
+            kept, scanned = [], 0
+            for e in table_wire.query(table, query, params):
+                scanned += 1
+                if e["RowKey"][len(prefix) :] in wanted:
+                    kept.append(Coupling.from_entity(e))
+            usage.add("coupling_range_rows", scanned)
+            return kept
+
+        found = self._in_every_table(mapping, read)
+        return {c.bc_id if prefix == BC else c.crm_id: c for c in found}
 
     def by_bc(self, mapping: str, bc_ids: list[str]) -> dict[str, Coupling]:
         return self._get_many(mapping, BC, bc_ids)

@@ -77,8 +77,8 @@ class Job:
             "total_estimate": self.total_estimate,
             "errors": self.errors,
             "usage": self.usage,
-            "to_crm": self.counters["to_crm"],
-            "from_crm": self.counters["from_crm"],
+            Pass.TO_CRM: self.counters[Pass.TO_CRM],
+            Pass.FROM_CRM: self.counters[Pass.FROM_CRM],
             "message": self.message,
         }
 

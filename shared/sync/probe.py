@@ -19,6 +19,7 @@ from shared.connectors.errors import ConnectorError
 from shared.connectors.odata import and_, cmp, or_, since
 from shared.mappings import Mapping
 from shared.mappings.entities import CRM_ENTITIES
+from shared.model.status import Pass
 from shared.odata_filter import evaluate, parse
 from shared.store.mapping_state import MappingState
 from shared.store.tables import parse_iso
@@ -36,9 +37,9 @@ def idle_mappings(ctx: SyncContext, mappings: list[Mapping]) -> set[str]:
     for m in mappings:
         state = ctx.states.get(m.name)
         passes = m.passes()
-        if "to_crm" in passes and not state.bc_watermark:
+        if Pass.TO_CRM in passes and not state.bc_watermark:
             continue
-        if "from_crm" in passes and not (state.crm_delta_link or state.crm_watermark):
+        if Pass.FROM_CRM in passes and not (state.crm_delta_link or state.crm_watermark):
             continue
         if _has_retries(ctx, m):
             continue
@@ -46,8 +47,8 @@ def idle_mappings(ctx: SyncContext, mappings: list[Mapping]) -> set[str]:
     if not candidates:
         return set()
     try:
-        busy = _bc_busy(ctx, [c for c in candidates.values() if "to_crm" in c[0].passes()])
-        busy |= _crm_busy(ctx, [c for c in candidates.values() if "from_crm" in c[0].passes()])
+        busy = _bc_busy(ctx, [c for c in candidates.values() if Pass.TO_CRM in c[0].passes()])
+        busy |= _crm_busy(ctx, [c for c in candidates.values() if Pass.FROM_CRM in c[0].passes()])
     except ConnectorError as exc:
         log.warning("change probe failed (%s): every mapping runs", exc)
         return set()
@@ -58,7 +59,7 @@ def idle_mappings(ctx: SyncContext, mappings: list[Mapping]) -> set[str]:
 
 
 def _has_retries(ctx: SyncContext, m: Mapping) -> bool:
-    return ctx.couplings.has_retries(m.name, ["bc" if p == "to_crm" else "crm" for p in m.passes()])
+    return ctx.couplings.has_retries(m.name, ["bc" if p == Pass.TO_CRM else "crm" for p in m.passes()])
 
 
 def _bc_busy(ctx: SyncContext, items: list[tuple[Mapping, MappingState]]) -> set[str]:

@@ -99,7 +99,7 @@ class SliceRunner:
             result.processed = len(records)
             if cursor.retry_after is None:
                 cursor.phase = "main"
-        elif sync_pass == "to_crm":
+        elif sync_pass == Pass.TO_CRM:
             self._bc_page(page, cursor, result)
         else:
             self._crm_page(page, cursor, result)
@@ -151,7 +151,7 @@ class SliceRunner:
         """One page of the records that failed last time (failed couplings and uncoupled records whose
         create failed), in id order after ``after``; and the id to go on after, None when it was the last
         page. Paged by id, not by position: a record retried with success leaves the list."""
-        side = "bc" if sync_pass == "to_crm" else "crm"
+        side = "bc" if sync_pass == Pass.TO_CRM else "crm"
         failed = self.ctx.couplings.failed_couplings(self.m.name)
         src_ids = {bc_id if side == "bc" else crm_id for bc_id, crm_id in failed}
         src_ids |= set(self.ctx.couplings.failed_uncoupled(self.m.name, side))
@@ -253,7 +253,7 @@ class SliceRunner:
             return
         started = parse_iso(self.job.started_at)
         changes: dict[str, Any] = {}
-        if sync_pass == "to_crm":
+        if sync_pass == Pass.TO_CRM:
             seen = parse_iso(cursor.max_seen)
             if self.m.reads_all_records:  # every record was read: what changes after the start is new
                 changes["bc_watermark"] = iso(started)

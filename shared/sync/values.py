@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import RecordRefused
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
-from shared.mappings.validation import COMPANY_CONTACT
+from shared.model.status import Pass
 from shared.odata_filter import parse, properties
 from shared.sync.derived import compose_person_name, split_person_name
+
+if TYPE_CHECKING:
+    from shared.sync.lookups import LookupResolver
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 
@@ -76,128 +76,10 @@ class LookupFailed(RecordRefused):
         self.message = message
 
 
-@dataclass
-class CouplingIndex:
-    """All couplings of one (small or medium) mapping, for translating lookup values."""
-
-    crm_by_bc: dict[str, str] = field(default_factory=dict)
-    bc_by_crm: dict[str, str] = field(default_factory=dict)
-    bc_by_ref: dict[str, str] = field(default_factory=dict)
-    ref_by_bc: dict[str, str] = field(default_factory=dict)
-    loaded_at: float = 0.0
-
-
-class LookupResolver:
-    """Translates lookup values through the couplings of related mappings.
-
-    Indexes are cached per process and reloaded once per slice on a miss, so a related record coupled
-    a moment ago (by another worker) is still found.
-    """
-
-    _cache: dict[tuple[str, str], CouplingIndex] = {}
-    _lock = threading.Lock()
-
-    def __init__(self, couplings, namespace: str, derived=None):
-        self.couplings = couplings
-        self.namespace = namespace  # table prefix: tests share a process across storage prefixes
-        self.derived = derived  # shared.sync.derived.Derived: company contacts of customers
-        self._reloaded: set[str] = set()
-
-    def _load(self, mapping: str) -> CouplingIndex:
-        index = CouplingIndex(loaded_at=time.monotonic())
-        for bc_id, crm_id, bc_ref in self.couplings.lookup_keys(mapping):
-            index.crm_by_bc[bc_id] = crm_id
-            index.bc_by_crm[crm_id] = bc_id
-            if bc_ref is not None:
-                index.bc_by_ref[str(bc_ref)] = bc_id
-                index.ref_by_bc[bc_id] = str(bc_ref)
-        with self._lock:
-            self._cache[(self.namespace, mapping)] = index
-        return index
-
-    def _index(self, mapping: str, refresh: bool = False) -> CouplingIndex:
-        key = (self.namespace, mapping)
-        if refresh and mapping not in self._reloaded:
-            self._reloaded.add(mapping)
-            return self._load(mapping)
-        index = self._cache.get(key)
-        return index if index is not None else self._load(mapping)
-
-    def _find(self, mapping: str, getter) -> Any:
-        found = getter(self._index(mapping))
-        if found is None:
-            found = getter(self._index(mapping, refresh=True))
-        return found
-
-    def with_planned(self, planned, run_id: str) -> LookupResolver:
-        """This resolver, falling back to the couplings dry run ``run_id`` planned (PlannedCouplings)."""
-        return PlannedLookups(self, planned, run_id)
-
-    def to_crm(self, f: FieldMapping, bc_value: Any) -> str | None:
-        """BC value (id, code or number of the related record) -> coupled CRM id, or None if empty."""
-        if normalize(bc_value) == "":
-            return None
-        key = str(bc_value).lower() if f.bc_lookup_key == "id" else str(bc_value)
-        if f.bc_lookup_key == COMPANY_CONTACT:
-            customer = self.derived.customer_of_company_contact(key)
-            if customer is None:
-                raise LookupFailed(f"{f.bc} {bc_value!r} is not the company contact of a customer")
-            crm_id = self._find(f.lookup, lambda ix: ix.crm_by_bc.get(customer))
-        elif f.bc_lookup_key == "id":
-            crm_id = self._find(f.lookup, lambda ix: ix.crm_by_bc.get(key))
-        else:
-            crm_id = self._find(f.lookup, lambda ix: ix.crm_by_bc.get(ix.bc_by_ref.get(key, "")))
-        if crm_id is None:
-            raise LookupFailed(f"{f.bc} {bc_value!r} is not coupled in mapping {f.lookup}")
-        return crm_id
-
-    def to_bc(self, f: FieldMapping, crm_value: Any) -> Any:
-        """CRM lookup id -> the BC value the field holds (related record's id or code/number)."""
-        if normalize(crm_value) == "":
-            return None if f.bc_lookup_key == "id" else ""
-        crm_id = str(crm_value).lower()
-        bc_id = self._find(f.lookup, lambda ix: ix.bc_by_crm.get(crm_id))
-        if bc_id is None:
-            raise LookupFailed(f"{f.crm} {crm_value} is not coupled in mapping {f.lookup}")
-        if f.bc_lookup_key == "id":
-            return bc_id
-        if f.bc_lookup_key == COMPANY_CONTACT:
-            number = self.derived.company_contact_of_customer(bc_id)
-            if number is None:
-                raise LookupFailed(f"customer {bc_id} of {f.crm} {crm_value} has no company contact")
-            return number
-        ref = self._find(f.lookup, lambda ix: ix.ref_by_bc.get(bc_id))
-        if ref is None:
-            raise LookupFailed(f"{f.lookup} record {bc_id} has no {f.bc_lookup_key}")
-        return ref
-
-
-class PlannedLookups(LookupResolver):
-    """A dry run's lookups: the real couplings first, then the ones its earlier jobs would create."""
-
-    def __init__(self, real: LookupResolver, planned, run_id: str):
-        super().__init__(real.couplings, real.namespace, real.derived)
-        self.real, self.planned, self.run_id = real, planned, run_id
-        self._planned: dict[str, CouplingIndex] = {}
-
-    def _find(self, mapping: str, getter) -> Any:
-        found = self.real._find(mapping, getter)
-        if found is None:
-            if mapping not in self._planned:
-                index = CouplingIndex(loaded_at=time.monotonic())
-                for bc_id, crm_id, bc_ref in self.planned.pairs(self.run_id, mapping):
-                    index.crm_by_bc[bc_id], index.bc_by_crm[crm_id] = crm_id, bc_id
-                    if bc_ref is not None:
-                        index.bc_by_ref[bc_ref], index.ref_by_bc[bc_id] = bc_id, bc_ref
-                self._planned[mapping] = index
-            found = getter(self._planned[mapping])
-        return found
-
-
 def translate(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, resolver: LookupResolver) -> Any:
     """Source value -> destination value for one field (lookups, value maps)."""
     if f.value_map:
-        if sync_pass == "to_crm":
+        if sync_pass == Pass.TO_CRM:
             return f.value_map.get(str(value), value)
         reverse = {str(v): k for k, v in f.value_map.items()}
         return reverse.get(str(value), value)
@@ -205,7 +87,7 @@ def translate(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, res
         try:
             if f.transform == "option_value":
                 return _option(mapping, f, value, sync_pass, resolver)
-            return resolver.to_crm(f, value) if sync_pass == "to_crm" else resolver.to_bc(f, value)
+            return resolver.to_crm(f, value) if sync_pass == Pass.TO_CRM else resolver.to_bc(f, value)
         except LookupFailed:
             if f.clear_on_fail:
                 return None
@@ -216,7 +98,7 @@ def translate(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, res
 def _option(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, resolver: LookupResolver) -> Any:
     """A choice column through its option mapping: BC record <-> coupled option <-> the option's value."""
     option_set = f"{mapping.crm_entity}.{f.crm}"
-    if sync_pass == "to_crm":
+    if sync_pass == Pass.TO_CRM:
         option_id = resolver.to_crm(f, value)
         if option_id is None:
             return None
