@@ -57,6 +57,14 @@ class Pass(StrEnum):
     FROM_CRM = "from_crm"
 
 
+class CouplingResult(StrEnum):
+    """A coupling's last sync, as stored with it."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # failed the same way twice: in Skipped Records
+
+
 class Result(StrEnum):
     """What happened to one source record (one outcome per record)."""
 

@@ -41,6 +41,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from shared import usage
+from shared.model.status import CouplingResult
 from shared.store import table_wire
 from shared.store.table_wire import TransactionFailed
 from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks, iso, now, parse_iso
@@ -104,7 +105,7 @@ class Coupling:
     crm_modified: str | None = None  # modifiedon of the CRM record when last synced
     bc_hashes: dict[str, str] = field(default_factory=dict)  # field key -> hash of last synced BC value
     crm_hashes: dict[str, str] = field(default_factory=dict)
-    last_result: str = "success"  # success | failed | skipped
+    last_result: str = CouplingResult.SUCCESS
     failures: int = 0
     skipped: bool = False
     last_error: str | None = None
@@ -154,7 +155,7 @@ class Coupling:
         data["mapping"] = _mapping_of(entity["PartitionKey"])
         data["bc_hashes"] = json.loads(entity.get("bc_hashes") or "{}")
         data["crm_hashes"] = json.loads(entity.get("crm_hashes") or "{}")
-        return cls(**data, stored_result=data.get("last_result", "success"))
+        return cls(**data, stored_result=data.get("last_result", CouplingResult.SUCCESS))
 
 
 _STORED = tuple(name for name in Coupling.__dataclass_fields__ if name not in ("mapping", "stored_result"))
@@ -340,7 +341,7 @@ class CouplingStore:
             one=self._pair_one,
         )
         created = {id(c): c for c, done in zip(claimed_ok, paired, strict=True) if done}
-        self._markers("replace", [c for c in created.values() if c.last_result == "failed"])
+        self._markers("replace", [c for c in created.values() if c.last_result == CouplingResult.FAILED])
         for c in created.values():
             c.stored_result = c.last_result
         return [id(c) in created for c in couplings]
@@ -424,7 +425,11 @@ class CouplingStore:
         """Update existing couplings (both rows of each, in transactions per pair partition) and their
         retry markers: set before a failure is saved, removed after a success is. A coupling removed
         meanwhile (uncoupled while its slice ran) stays removed: updates never create rows."""
-        failing = [c for c in couplings if c.last_result == "failed" and c.stored_result != "failed"]
+        failing = [
+            c
+            for c in couplings
+            if c.last_result == CouplingResult.FAILED and c.stored_result != CouplingResult.FAILED
+        ]
         self._markers("replace", failing)
         groups: dict[str, list[Coupling]] = {}
         for c in couplings:
@@ -441,7 +446,12 @@ class CouplingStore:
         self._markers("delete", [c for c in failing if id(c) in gone])
         saved = [c for c in couplings if id(c) not in gone]
         self._markers(
-            "delete", [c for c in saved if c.last_result != "failed" and c.stored_result == "failed"]
+            "delete",
+            [
+                c
+                for c in saved
+                if c.last_result != CouplingResult.FAILED and c.stored_result == CouplingResult.FAILED
+            ],
         )
         for c in saved:
             c.stored_result = c.last_result
@@ -491,7 +501,7 @@ class CouplingStore:
             if exc.status != 404:
                 raise
         self._release_claim(coupling)
-        if coupling.stored_result == "failed":
+        if coupling.stored_result == CouplingResult.FAILED:
             self._markers("delete", [coupling])
 
     def delete_mapping(self, mapping: str) -> int:
@@ -564,7 +574,7 @@ class CouplingStore:
         rows = table_wire.query(self._failures(mapping), query, params)
         marked = [(e["RowKey"][len(RETRY) :], e["crm_id"]) for e in rows]
         found = self.by_bc(mapping, [bc_id for bc_id, _ in marked])
-        failed = {bc_id for bc_id, c in found.items() if c.last_result == "failed"}
+        failed = {bc_id for bc_id, c in found.items() if c.last_result == CouplingResult.FAILED}
         self._markers("delete", [Coupling(mapping, b, c) for b, c in marked if b not in failed])
         return [(bc_id, crm_id) for bc_id, crm_id in marked if bc_id in failed]
 

@@ -19,7 +19,7 @@ from shared.connectors.errors import ConnectorError
 from shared.connectors.odata import and_, cmp, or_, since
 from shared.mappings import Mapping
 from shared.mappings.entities import CRM_ENTITIES
-from shared.model.status import Pass
+from shared.model.status import CouplingResult, Pass
 from shared.odata_filter import evaluate, parse
 from shared.store.mapping_state import MappingState
 from shared.store.tables import parse_iso
@@ -140,6 +140,6 @@ def _crm_busy(ctx: SyncContext, items: list[tuple[Mapping, MappingState]]) -> se
 
 def _same(coupling: Any, attribute: str, modified: str | None) -> bool:
     """The coupling was synced with exactly this version of the record."""
-    if coupling is None or coupling.last_result != "success" or not modified:
+    if coupling is None or coupling.last_result != CouplingResult.SUCCESS or not modified:
         return False
     return parse_iso(getattr(coupling, attribute)) == parse_iso(modified)

@@ -16,7 +16,7 @@ from typing import Any
 from shared.connectors.errors import ConnectorError
 from shared.errors import RecordRefused
 from shared.mappings import FieldMapping, Mapping
-from shared.model.status import Pass, Result
+from shared.model.status import CouplingResult, Pass, Result
 from shared.store.couplings import Coupling
 from shared.store.errors import SyncError
 from shared.store.planned import PlannedPair
@@ -241,7 +241,11 @@ class PageSync:
             if not self.sync_coupled:
                 self.done(sid, Result.UNCHANGED, did, "already coupled")
                 continue
-            if c.last_job == self.run_id and c.last_result == "failed" and self.p == Pass.FROM_CRM:
+            if (
+                c.last_job == self.run_id
+                and c.last_result == CouplingResult.FAILED
+                and self.p == Pass.FROM_CRM
+            ):
                 # Already failed (and its error recorded) in this run's to_crm pass: count it once more
                 # as skipped so the counters still add up to the records seen, without a second error.
                 self.done(sid, Result.SKIPPED, did, "failed in this run's BC→CRM pass")
@@ -252,7 +256,7 @@ class PageSync:
                 for f in self.flow
                 if value_hash(self.src_value(f, record)) != stored.get(f.key) and self._may_write(f, record)
             ]
-            if not src_changed and not force and c.last_result != "failed":
+            if not src_changed and not force and c.last_result != CouplingResult.FAILED:
                 self.done(sid, Result.UNCHANGED, did)
                 continue
             changed.append((record, c, src_changed or self.flow))
@@ -392,7 +396,7 @@ class PageSync:
         self.destination.set_hashes(c, new_dst)
 
     def _mark_success(self, c: Coupling, record: dict[str, Any], target: dict[str, Any] | None) -> None:
-        c.last_result, c.failures, c.last_error = "success", 0, None
+        c.last_result, c.failures, c.last_error = CouplingResult.SUCCESS, 0, None
         c.last_job, c.last_synced_at = self.run_id, iso(now())
         self.source.stamp(c, record)
         self.destination.stamp(c, target)
@@ -401,12 +405,14 @@ class PageSync:
         self, c: Coupling, sid: str, did: str | None, message: str, code: str, exc=None
     ) -> None:
         """Fail a coupled record; the same error twice in a row puts it in Skipped Records."""
-        repeated = c.last_result in ("failed", "skipped") and c.last_error == message
+        repeated = (
+            c.last_result in (CouplingResult.FAILED, CouplingResult.SKIPPED) and c.last_error == message
+        )
         c.failures += 1
-        c.last_result = "failed"
+        c.last_result = CouplingResult.FAILED
         c.last_job = self.run_id
         if repeated and c.failures >= 2:
-            c.skipped, c.last_result = True, "skipped"
+            c.skipped, c.last_result = True, CouplingResult.SKIPPED
         c.last_error = message
         if not self.dry_run:
             self.ctx.couplings.save_many([c])
