@@ -76,7 +76,7 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def mapping_or_404(ctx, name: str) -> Mapping:
+def mapping_or_404(ctx: SyncContext, name: str) -> Mapping:
     if not MAPPING_NAME.match(name or ""):
         raise ApiError(400, "InvalidMappingName", f"malformed mapping name {name[:80]!r}", "name")
     mapping = ctx.mappings.by_name().get(name)

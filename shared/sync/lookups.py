@@ -1,5 +1,5 @@
 """Lookup fields translated through the couplings of the related mapping (currency, owner, parent account,
-unit …).
+unit …), and ``translate``: a source value into the destination's (lookups, option sets, value maps).
 
 Each worker process keeps an index of a related mapping's couplings, read in full once. A value the
 index does not know is not a reason to read the whole mapping again — at 100k customers that is a
@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import usage
-from shared.mappings import FieldMapping
+from shared.mappings import FieldMapping, Mapping
 from shared.mappings.validation import COMPANY_CONTACT
+from shared.model.status import Pass
 from shared.store.couplings import Coupling, CouplingStore
 from shared.sync.values import LookupFailed, normalize
 
@@ -213,3 +214,47 @@ class PlannedLookups(LookupResolver):
 
     def ref_of(self, mapping: str, bc_id: str) -> str | None:
         return self.real.ref_of(mapping, bc_id) or self._planned_index(mapping).ref(bc_id)
+
+
+def translate(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, resolver: LookupResolver) -> Any:
+    """Source value -> destination value for one field (lookups, value maps)."""
+    if f.value_map:
+        if sync_pass == Pass.TO_CRM:
+            return f.value_map.get(str(value), value)
+        reverse = {str(v): k for k, v in f.value_map.items()}
+        return reverse.get(str(value), value)
+    if f.lookup:
+        try:
+            if f.transform == "option_value":
+                return _option(mapping, f, value, sync_pass, resolver)
+            return resolver.to_crm(f, value) if sync_pass == Pass.TO_CRM else resolver.to_bc(f, value)
+        except LookupFailed:
+            if f.clear_on_fail:
+                return None
+            raise
+    return value
+
+
+def _option(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, resolver: LookupResolver) -> Any:
+    """A choice column through its option mapping: BC record <-> coupled option <-> the option's value."""
+    option_set = f"{mapping.crm_entity}.{f.crm}"
+    if sync_pass == Pass.TO_CRM:
+        option_id = resolver.to_crm(f, value)
+        if option_id is None:
+            return None
+        number = resolver.derived.option_value(option_set, option_id)
+        if number is None:
+            raise LookupFailed(f"{f.bc} {value!r} is coupled to an option {option_set} no longer has")
+        return number
+    if normalize(value) == "":
+        return resolver.to_bc(f, None)
+    found = resolver.derived.option(option_set, value)
+    if found is None:
+        raise LookupFailed(f"{f.crm} {value} is not an option of {option_set}")
+    option_id, label = found
+    try:
+        return resolver.to_bc(f, option_id)
+    except LookupFailed:
+        raise LookupFailed(
+            f"{f.crm} option {value} ({label!r}) is not coupled in mapping {f.lookup}"
+        ) from None

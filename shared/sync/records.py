@@ -28,11 +28,11 @@ from shared.sync.endpoint import ID_CHUNK as ID_CHUNK
 from shared.sync.endpoint import NewRecord, endpoints
 from shared.sync.endpoint import bc_create_id as bc_create_id
 from shared.sync.endpoint import crm_create_id as crm_create_id
+from shared.sync.lookups import translate
 from shared.sync.values import (
     LookupFailed,
     equal,
     normalize,
-    translate,
     value_hash,
 )
 

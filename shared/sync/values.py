@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.errors import RecordRefused
 from shared.mappings import FieldMapping, Mapping
 from shared.mappings.entities import CRM_ENTITIES
-from shared.model.status import Pass
 from shared.odata_filter import parse, properties
 from shared.sync.derived import compose_person_name, split_person_name
-
-if TYPE_CHECKING:
-    from shared.sync.lookups import LookupResolver
 
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 
@@ -74,50 +70,6 @@ class LookupFailed(RecordRefused):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
-
-
-def translate(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, resolver: LookupResolver) -> Any:
-    """Source value -> destination value for one field (lookups, value maps)."""
-    if f.value_map:
-        if sync_pass == Pass.TO_CRM:
-            return f.value_map.get(str(value), value)
-        reverse = {str(v): k for k, v in f.value_map.items()}
-        return reverse.get(str(value), value)
-    if f.lookup:
-        try:
-            if f.transform == "option_value":
-                return _option(mapping, f, value, sync_pass, resolver)
-            return resolver.to_crm(f, value) if sync_pass == Pass.TO_CRM else resolver.to_bc(f, value)
-        except LookupFailed:
-            if f.clear_on_fail:
-                return None
-            raise
-    return value
-
-
-def _option(mapping: Mapping, f: FieldMapping, value: Any, sync_pass: str, resolver: LookupResolver) -> Any:
-    """A choice column through its option mapping: BC record <-> coupled option <-> the option's value."""
-    option_set = f"{mapping.crm_entity}.{f.crm}"
-    if sync_pass == Pass.TO_CRM:
-        option_id = resolver.to_crm(f, value)
-        if option_id is None:
-            return None
-        number = resolver.derived.option_value(option_set, option_id)
-        if number is None:
-            raise LookupFailed(f"{f.bc} {value!r} is coupled to an option {option_set} no longer has")
-        return number
-    if normalize(value) == "":
-        return resolver.to_bc(f, None)
-    found = resolver.derived.option(option_set, value)
-    if found is None:
-        raise LookupFailed(f"{f.crm} {value} is not an option of {option_set}")
-    option_id, label = found
-    try:
-        return resolver.to_bc(f, option_id)
-    except LookupFailed:
-        raise LookupFailed(
-            f"{f.crm} option {value} ({label!r}) is not coupled in mapping {f.lookup}"
-        ) from None
 
 
 def crm_payload(mapping: Mapping, f: FieldMapping, value: Any) -> dict[str, Any]:
