@@ -143,6 +143,7 @@ class Stack:
     def settings(self) -> dict[str, str]:
         values = {
             "FUNCTIONS_WORKER_RUNTIME": "python",
+            "MALLOC_ARENA_MAX": "2",  # glibc: bound the per-thread heaps (shared/memory.py)
             "AzureWebJobsStorage": self.endpoints.get("storage_connection_string", ""),
             "ENTRA_TENANT_ID": self.tenant,
             "ENTRA_CLIENT_ID": self.client_id,

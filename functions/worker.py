@@ -6,7 +6,7 @@ import logging
 import azure.functions as func
 
 from functions.http_util import context
-from shared import telemetry
+from shared import memory, telemetry
 from shared.store import sync_queue
 from shared.store.tables import SYNC_QUEUE
 from shared.sync import orchestrator
@@ -23,7 +23,10 @@ def sync_worker(msg: func.QueueMessage) -> None:
     except (ValueError, UnicodeDecodeError) as exc:
         log.error("dropping malformed message %s: %s", msg.id, exc)
         return
-    outcome = orchestrator.handle_message(context(), body)
+    try:
+        outcome = orchestrator.handle_message(context(), body)
+    finally:
+        memory.release()  # a slice's pages and records are gone: give their memory back
     log.info("run=%s mapping=%s seq=%s: %s", body["run"], body["mapping"], body["seq"], outcome)
 
 

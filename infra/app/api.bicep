@@ -125,6 +125,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       HTTP_MAX_ATTEMPTS: '8'
       HTTP_MAX_RETRY_SECONDS: '300'
       // Engine
+      MALLOC_ARENA_MAX: '2' // glibc: bound the per-thread heaps of the worker (shared/memory.py)
       SLICE_MAX_RECORDS: '5000'
       LEASE_SECONDS: '600'
       SLICE_CLAIM_SECONDS: '120'
