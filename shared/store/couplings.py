@@ -279,7 +279,22 @@ class CouplingStore:
         mapping's tables are read one after the other."""
         query, params = self._query(mapping, where)
         at = json.loads(continuation) if continuation else {"table": 0, "token": None}
-        table, token = int(at["table"]), at["token"]
+        if not (
+            isinstance(at, dict)
+            and set(at) == {"table", "token"}
+            and type(at["table"]) is int
+            and 0 <= at["table"] < TABLES
+            and (
+                at["token"] is None
+                or (
+                    isinstance(at["token"], dict)
+                    and set(at["token"]) <= {"PartitionKey", "RowKey"}
+                    and all(isinstance(v, str | None) for v in at["token"].values())
+                )
+            )
+        ):
+            raise ValueError("malformed continuation token")
+        table, token = at["table"], at["token"]
         items: list[Coupling] = []
         while table < TABLES and len(items) < page_size:
             pages = (

@@ -102,6 +102,9 @@ def test_couplings_spread_over_partitions_and_list_pages_through_all(tables):
     assert store.delete_mapping("CONTACT") == 250
     assert list(store.iter_all("CONTACT")) == [] and store.get("CONTACT", crm_id=couplings[0].crm_id) is None
     assert store.create(Coupling("CONTACT", gid(), couplings[0].crm_id))  # claims went with the mapping
+    for bad in ("{}", '"x"', "[1]", '{"table": 8, "token": null}', '{"table": 0, "token": {"x": 1}}'):
+        with pytest.raises(ValueError):
+            store.list("CONTACT", continuation=bad)
 
 
 def test_transactions_round_trip_types_and_write_nothing_on_refusal(tables):

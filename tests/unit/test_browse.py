@@ -18,12 +18,18 @@ def test_tokens_round_trip_and_anything_else_is_refused() -> None:
     text = browse.encode_token(token)
     assert browse.TOKEN.match(text) and browse.decode_token(text) == token
     assert browse.encode_token(None) is None and browse.decode_token("") is None
+    for store_token in ({"table": 2, "token": None}, {"table": 0, "token": token}):  # couplings' tables
+        assert browse.decode_token(browse.encode_token(store_token)) == store_token
     for bad in (
         "not base64!",
         "e30",
         browse.encode_token({"x": "y"}),
         "YWJj",
         browse.encode_token({"RowKey": 1}),
+        browse.encode_token({"table": 8, "token": None}),
+        browse.encode_token({"table": True, "token": None}),
+        browse.encode_token({"table": "1", "token": None}),
+        browse.encode_token({"table": 1, "token": {"x": "y"}}),
     ):
         with pytest.raises(ApiError) as err:
             browse.decode_token(bad)
