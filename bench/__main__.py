@@ -30,6 +30,7 @@ from shared.connectors.bc import BatchOp, BcClient
 from shared.connectors.dataverse import DataverseClient
 from shared.settings import Settings
 from shared.store import table_wire
+from tests.invariants import check_stack
 
 RESULTS = Path(__file__).parent / "results"
 SCALES = {"1k": 1_000, "10k": 10_000, "30k": 30_000, "100k": 100_000}
@@ -368,6 +369,22 @@ def measured_baseline(records: int, latency: float) -> float:
     return seconds
 
 
+def check_invariants(stack: Stack, records: int) -> dict:
+    """The soak's invariant checker on the synced tables: duplicates, lost records, field differences."""
+    started = time.monotonic()
+    seeded = {r["id"] for rows in demo_data.build(records)["bc"].values() for r in rows}
+    summary = check_stack(stack.endpoints, stack.client_id, seeded).summary()
+    summary["violations"] = summary["violations"][:20]
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    print(
+        f"  invariants: {summary['records_checked']:,} records, {summary['couplings']:,} couplings checked: "
+        f"{summary['duplicates']} duplicates, {summary['lost']} lost, {summary['differences']} field "
+        f"differences, {len(summary['violations'])} violations in all ({summary['seconds']} s)",
+        flush=True,
+    )
+    return summary
+
+
 def machine() -> dict:
     return {
         "cpus": psutil.cpu_count(),
@@ -413,6 +430,8 @@ def measure_scale(name: str, latency: float) -> dict:
     stack = start_stack(records, 1, latency)
     try:
         entry = full_sync(stack, f"full sync at {name}, 1 worker")
+        changes = modified(stack, records)
+        invariants = check_invariants(stack, records)
     finally:
         stack.stop()
     result = {
@@ -425,6 +444,8 @@ def measure_scale(name: str, latency: float) -> dict:
         "latency_ms": latency,
         "full_sync": entry,
         "per_record": per_record(entry),
+        "modified": changes,
+        "invariants": invariants,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{started:%Y-%m-%d}-scale-{name}.json").write_text(json.dumps(result, indent=2))
@@ -440,6 +461,18 @@ def latest_scales() -> dict[str, dict]:
     return dict(sorted(found.items(), key=lambda kv: SCALES[kv[0]]))
 
 
+def modified_cell(r: dict) -> str:
+    m = r.get("modified")
+    return f"{m['requests']} requests, {m['seconds']} s" if m else "not measured"
+
+
+def invariants_cell(r: dict) -> str:
+    i = r.get("invariants")
+    if not i:
+        return "not checked"
+    return f"{i['duplicates']} / {i['lost']} / {i['differences']} ({i['records_checked']:,} records)"
+
+
 def scale_table(found: dict[str, dict]) -> str:
     cols = list(found)
     rows = [
@@ -453,6 +486,8 @@ def scale_table(found: dict[str, dict]) -> str:
         ("table entity ops / record", lambda r: r["per_record"]["table_entity_ops"]),
         ("table requests / record", lambda r: r["per_record"]["table_requests"]),
         ("wall ms / record", lambda r: r["per_record"]["wall_ms"]),
+        ("then a modified sync of 100 changes", modified_cell),
+        ("invariants: duplicates / lost / field differences", invariants_cell),
         ("measured (UTC), commit", lambda r: f"{r['date'][:16]}, `{r['commit'][:8]}`"),
     ]
     lines = ["| per full sync, 1 worker | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]

@@ -18,7 +18,10 @@ from shared.contracts import bc_entities, dataverse_tables
 from shared.mappings import FieldMapping, Mapping, default_mappings
 from shared.mappings.entities import CRM_ENTITIES
 from shared.odata_filter import evaluate, parse
+from shared.settings import StorageSettings
+from shared.store.clients import table_service
 from shared.store.couplings import CouplingStore
+from shared.store.tables import Tables
 from shared.sync.values import normalize, raw_value
 
 # Values the sync computes rather than copies are checked by what they are computed from, or not at all.
@@ -46,9 +49,31 @@ class Report:
     def ok(self) -> bool:
         return not self.violations
 
+    def summary(self) -> dict[str, Any]:
+        """What was checked and the violations by kind (counted among the first 200 kept)."""
+        return {
+            "records_checked": self.records_checked,
+            "couplings": self.couplings,
+            "failed_records": self.failed_records,
+            "failure_reasons": dict(self.failure_reasons.most_common(8)),
+            "violations": self.violations,
+            "duplicates": sum(1 for v in self.violations if "twice" in v or "orphan" in v),
+            "lost": sum(1 for v in self.violations if "not coupled and has no recorded failure" in v),
+            "differences": sum(1 for v in self.violations if " differ in " in v),
+        }
+
 
 def _records(admin: str, entity: str) -> list[dict[str, Any]]:
     return httpx.get(f"{admin}/records/{entity}", timeout=300).raise_for_status().json()["value"]
+
+
+def check_stack(endpoints: dict[str, Any], client_id: str, seeded_bc_ids: set[str]) -> Report:
+    """``check`` against a running devstack (its storage account, the app user of its client)."""
+    storage = StorageSettings(endpoints["storage_connection_string"], "", "")
+    tables = Tables(table_service(storage), prefix="")
+    users = _records(endpoints["dataverse"]["admin"], "systemusers")
+    app_user = next(u["systemuserid"] for u in users if u.get("applicationid") == client_id)
+    return check(endpoints, CouplingStore(tables), seeded_bc_ids, app_user)
 
 
 def check(

@@ -24,11 +24,8 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64E
 
 from devstack import demo_data
 from devstack.stack import Stack
-from shared.settings import StorageSettings
-from shared.store.clients import table_service
-from shared.store.couplings import CouplingStore
-from shared.store.tables import SYNC_QUEUE, Tables
-from tests.invariants import Report, check, counters_add_up
+from shared.store.tables import SYNC_QUEUE
+from tests.invariants import Report, check_stack, counters_add_up
 
 TERMINAL = ("Succeeded", "FinishedWithErrors", "Failed", "Cancelled", "AwaitingDecision")
 # Ran to their end: the demo data holds records the other side refuses (recorded per-record failures).
@@ -173,11 +170,7 @@ class Soak:
             self.admin(side, "/faults", {})
         # Settle without faults: carry the edits made during the runs, then check.
         settle = [self.run("/api/sync/modified", {}, timeout) for _ in range(2)]
-        storage = StorageSettings(self.stack.endpoints["storage_connection_string"], "", "")
-        tables = Tables(table_service(storage), prefix="")
-        users = self.admin("dataverse", "/records/systemusers").json()["value"]
-        app_user = next(u["systemuserid"] for u in users if u.get("applicationid") == self.stack.client_id)
-        report: Report = check(self.stack.endpoints, CouplingStore(tables), self.seeded, app_user)
+        report: Report = check_stack(self.stack.endpoints, self.stack.client_id, self.seeded)
         for run in (*runs, *settle):
             for problem in counters_add_up(run):
                 report.add(problem)
@@ -186,14 +179,7 @@ class Soak:
             "faults_injected": dict(self.faults),
             "emulator_faults": {s: self.admin(s, "/stats").json() for s in ("bc", "dataverse")},
             "runs": [r["status"] for r in (*runs, *settle)],
-            "records_checked": report.records_checked,
-            "couplings": report.couplings,
-            "failed_records": report.failed_records,
-            "failure_reasons": dict(report.failure_reasons.most_common(8)),
-            "violations": report.violations,
-            "duplicates": sum(1 for v in report.violations if "twice" in v or "orphan" in v),
-            "lost": sum(1 for v in report.violations if "not coupled and has no recorded failure" in v),
-            "differences": sum(1 for v in report.violations if " differ in " in v),
+            **report.summary(),
         }
 
     def close(self) -> None:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient
 
 from shared import usage
@@ -49,12 +49,23 @@ from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks, is
 log = logging.getLogger("store.couplings")
 
 BC, CRM, RETRY = "bc_", "crm_", "retry_"
-SHARDS = 32  # partitions per mapping (changing it orphans stored couplings)
+# Partitions per mapping (changing it orphans stored couplings). A slice of 5,000 new couplings still
+# fills about one 100-row transaction per partition (10,000 pair rows, 5,000 claims over 128 pairs of
+# partitions), and Azurite scans a partition on every insert.
+SHARDS = 128
 TABLES = 8  # tables a mapping's partitions are spread over (shard % TABLES; changing it orphans them too)
 CLAIM_STALE_SECONDS = 3600  # a claim without its pair this old was left by a crash
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="couplings")
 _WRITERS = 4  # concurrent transactions (different partitions) of one bulk write
-POINT_READS_MAX = 400  # up to this many scattered ids are read one by one rather than by a range
+POINT_READS_MAX = 400  # scattered ids read one by one while the mapping's density is not known yet
+# One point read (an HTTP request; two by CRM id: claim, then pair) costs the worker and the service
+# about what this many rows of a range read do (measured against Azurite: ~1.1 ms of worker CPU and
+# ~0.8 ms of Azurite CPU per read, ~6 µs and ~10 µs per row of a range); see _reads_by_point.
+POINT_READ_ROWS = 100
+# Rows per unit of id span of each (tables, mapping, side), learnt from every range read: how many rows a
+# range over a span would return, so that a page's scattered ids (matched records) are read by point
+# reads once the mapping is big, where a range over their span would read most of the mapping.
+_DENSITY: dict[tuple[str, str, str], float] = {}
 
 
 def _span(lo: str, hi: str) -> float:
@@ -69,16 +80,19 @@ def _shard(record_id: str) -> int:
     return zlib.crc32(record_id.encode()) % SHARDS
 
 
+_WIDTH = len(str(SHARDS - 1))  # digits of a partition number, so that partitions sort as numbers
+
+
 def pair_partition(mapping: str, bc_id: str) -> str:
-    return f"{mapping}|p{_shard(bc_id):02d}"
+    return f"{mapping}|p{_shard(bc_id):0{_WIDTH}d}"
 
 
 def claim_partition(mapping: str, crm_id: str) -> str:
-    return f"{mapping}|c{_shard(crm_id):02d}"
+    return f"{mapping}|c{_shard(crm_id):0{_WIDTH}d}"
 
 
 def _pairs_range(mapping: str) -> dict[str, str]:
-    return {"plo": f"{mapping}|p00", "phi": f"{mapping}|p{SHARDS - 1:02d}"}
+    return {"plo": f"{mapping}|p{0:0{_WIDTH}d}", "phi": f"{mapping}|p{SHARDS - 1:0{_WIDTH}d}"}
 
 
 def _mapping_of(partition: str) -> str:
@@ -214,10 +228,7 @@ class CouplingStore:
         return results
 
     def _row(self, partition: str, row_key: str) -> dict[str, Any] | None:
-        try:
-            return self.table_of(partition).get_entity(partition, row_key)
-        except ResourceNotFoundError:
-            return None
+        return table_wire.get(self.table_of(partition), partition, row_key)
 
     # --- reads -------------------------------------------------------------------------------
     def get(self, mapping: str, *, bc_id: str | None = None, crm_id: str | None = None) -> Coupling | None:
@@ -235,10 +246,10 @@ class CouplingStore:
         ids = sorted({i.lower() for i in ids})
         if not ids:
             return {}
-        if len(ids) <= 40 or (len(ids) <= POINT_READS_MAX and _span(ids[0], ids[-1]) > 0.01):
-            # Few ids, or a few hundred scattered over the id space (a modified sync's changes): point
-            # reads cost per id, where a range over their span would read most of the mapping.
+        span, density_key = _span(ids[0], ids[-1]), (self.tables.prefix, mapping, prefix)
+        if self._reads_by_point(len(ids), span, prefix, _DENSITY.get(density_key)):
             side = prefix[:-1] + "_id"
+            usage.add("coupling_point_reads", len(ids))
             found = self._fan_out(lambda i: self.get(mapping, **{side: i}), ids)
             return {i: c for i, c in zip(ids, found, strict=True) if c is not None}
         # One range query over the page's span in every pair partition of the mapping, filtered to the
@@ -247,20 +258,35 @@ class CouplingStore:
         query = "PartitionKey ge @plo and PartitionKey le @phi and RowKey ge @lo and RowKey le @hi"
         params = {**_pairs_range(mapping), "lo": prefix + ids[0], "hi": prefix + ids[-1]}
         wanted = set(ids)
+        scanned: list[int] = []
 
         def read(table: TableClient) -> list[Coupling]:
             # Kept as they stream in: a wide span returns rows of many other records (up to the whole
             # mapping), which must not all be held at once.
-            kept, scanned = [], 0
+            kept, rows = [], 0
             for e in table_wire.query(table, query, params):
-                scanned += 1
+                rows += 1
                 if e["RowKey"][len(prefix) :] in wanted:
                     kept.append(Coupling.from_entity(e))
-            usage.add("coupling_range_rows", scanned)
+            scanned.append(rows)
+            usage.add("coupling_range_rows", rows)
             return kept
 
         found = self._in_every_table(mapping, read)
+        if span > 0:
+            _DENSITY[density_key] = sum(scanned) / span
         return {c.bc_id if prefix == BC else c.crm_id: c for c in found}
+
+    @staticmethod
+    def _reads_by_point(ids: int, span: float, prefix: str, density: float | None) -> bool:
+        """Whether ``ids`` ids spread over ``span`` of the id space are cheaper read one by one than by one
+        range over their span. A page's own ids are dense (a narrow span); the ids matched on the other
+        side, or a modified sync's changes, are scattered, and a range over them reads the mapping."""
+        if ids <= 40:
+            return True
+        if density is None:  # nothing learnt yet: a few hundred scattered ids by point
+            return ids <= POINT_READS_MAX and span > 0.01
+        return ids * POINT_READ_ROWS * (2 if prefix == CRM else 1) < density * span
 
     def by_bc(self, mapping: str, bc_ids: list[str]) -> dict[str, Coupling]:
         return self._get_many(mapping, BC, bc_ids)
@@ -407,9 +433,7 @@ class CouplingStore:
         if claimed_at and now() - claimed_at < timedelta(seconds=CLAIM_STALE_SECONDS):
             return False  # another coupling of this record may be on its way
         try:
-            table_wire.submit(
-                self.table_of(entity["PartitionKey"]), [("update", entity, held.metadata["etag"])]
-            )
+            table_wire.submit(self.table_of(entity["PartitionKey"]), [("update", entity, held["odata.etag"])])
             return True
         except TransactionFailed:
             return False  # someone else took it over first
@@ -433,7 +457,7 @@ class CouplingStore:
         if held is not None and held["bc_id"] == c.bc_id:
             with contextlib.suppress(TransactionFailed):  # changed meanwhile: no longer ours
                 table_wire.submit(
-                    self.table_of(entity["PartitionKey"]), [("delete", entity, held.metadata["etag"])]
+                    self.table_of(entity["PartitionKey"]), [("delete", entity, held["odata.etag"])]
                 )
 
     def save_many(self, couplings: list[Coupling]) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
+from shared import usage
 from shared.store import table_wire
 from shared.store.couplings import CLAIM_STALE_SECONDS, SHARDS, Coupling, CouplingStore
 from shared.store.errors import ErrorStore, SyncError, parse_error_id
@@ -200,10 +201,38 @@ def test_reads_of_scattered_and_contiguous_ids(tables):
     assert all(store.create_many(couplings))
     scattered = couplings[::15]  # 100 ids across the whole id space: point reads
     block = couplings[200:700]  # 500 neighbours: one range query
-    for wanted in (scattered, block):
-        assert set(store.by_bc("CONTACT", [c.bc_id for c in wanted])) == {c.bc_id for c in wanted}
+    used = {}
+    for name, wanted in (("scattered", scattered), ("block", block)):
+        with usage.meter() as meter:
+            assert set(store.by_bc("CONTACT", [c.bc_id for c in wanted])) == {c.bc_id for c in wanted}
+        used[name] = meter.counts()
         found = store.by_crm("CONTACT", [c.crm_id for c in wanted] + [gid()])
         assert {c.crm_id: c.bc_id for c in found.values()} == {c.crm_id: c.bc_id for c in wanted}
+    assert used["scattered"].get("coupling_point_reads") == 100
+    assert "coupling_range_rows" not in used["scattered"]
+    assert "coupling_point_reads" not in used["block"]
+    assert 500 <= used["block"]["coupling_range_rows"] < 560  # the block's span holds little else
+
+
+@pytest.mark.parametrize(
+    ("ids", "span", "density", "by_point"),
+    [
+        (40, 1.0, None, True),  # few ids: always one by one
+        (300, 0.5, None, True),  # nothing learnt: a few hundred scattered ids by point
+        (300, 0.005, None, False),  # ... but neighbours by range
+        (2000, 1.0, None, False),
+        (2000, 1.0, 400_000.0, True),  # a big mapping: 2,000 reads cost less than 400,000 rows
+        (2000, 1.0, 150_000.0, False),
+        (5000, 0.01, 400_000.0, False),  # a page's own ids: 4,000 rows in their span
+    ],
+)
+def test_scattered_ids_are_read_by_point_where_a_range_would_read_more(ids, span, density, by_point):
+    assert CouplingStore._reads_by_point(ids, span, "bc_", density) is by_point
+
+
+def test_a_crm_point_read_counts_twice():
+    assert CouplingStore._reads_by_point(1000, 1.0, "bc_", 150_000.0)
+    assert not CouplingStore._reads_by_point(1000, 1.0, "crm_", 150_000.0)
 
 
 def test_create_many_falls_back_per_coupling_when_one_conflicts(tables):
