@@ -486,7 +486,7 @@ def repair(
             if record is None:
                 outcomes.append(Outcome(survivor_id, Result.FAILED, None, "the surviving record is gone too"))
                 continue
-            page.create([record], restore=True)
+            page.create([record])
             if page.result.errors:
                 ctx.errors.add_many(page.result.errors)
             outcomes += page.result.outcomes

@@ -456,7 +456,7 @@ class PageSync:
         if policy == "RemoveCoupling":
             self.done(sid, Result.UNCOUPLED, did, "coupled record was deleted; coupling removed")
             return
-        self.create([record], restore=True)  # RestoreRecords: recreate the counterpart and couple it
+        self.create([record])  # RestoreRecords: recreate the counterpart and couple it
 
     def handle_source_deleted(self, deleted_ids: list[str]) -> None:
         """Source records deleted (CRM change tracking): apply the deletion-conflict policy to couplings."""
@@ -487,7 +487,7 @@ class PageSync:
         )
         survivor = restore.fetch_source([survivor_id]).get(survivor_id)
         if survivor is not None:
-            restore.create([survivor], restore=True)
+            restore.create([survivor])
         self.result.add(restore.result)
 
     def fetch_source(self, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -542,16 +542,23 @@ class PageSync:
                 self.fail(sid, None, message, "AmbiguousMatch")
             else:
                 to_create.append(record)
-        if couples:
-            self._couple_matched(couples, matcher, coupled)
-        if to_create and self.create_unmatched:
-            self.create(to_create)
-        else:
+        matched = self._stage_matched(couples, matcher, coupled)
+        created = self._stage_creates(to_create) if to_create and self.create_unmatched else None
+        if not self.create_unmatched:
             for record in to_create:
                 self.done(self.src_id(record), Result.NO_MATCH)
+        # The page's new couplings, matched and created, are stored by one bulk write: a transaction per
+        # partition holds the rows of both, instead of one each.
+        new = [c for _, _, c in matched] + (created.couplings if created else [])
+        stored = self.ctx.couplings.create_many(new) if new else []
+        if matched:
+            self._couple_matched(matched, stored[: len(matched)], couples, matcher)
+        if created:
+            self._couple_created(created, stored[len(matched) :])
 
-    def _couple_matched(self, pairs, matcher, taken: dict[str, Coupling]) -> None:
-        """``taken``: the couplings the matched destination records had when the page was matched."""
+    def _stage_matched(self, pairs, matcher, taken: dict[str, Coupling]) -> list[tuple[Any, Any, Coupling]]:
+        """The couplings to store for matched ``pairs`` (record, match): (record, match, coupling).
+        ``taken``: the couplings the matched destination records had when the page was matched."""
         new: list[tuple[dict[str, Any], dict[str, Any], Coupling]] = []
         for record, target in pairs:
             sid, did = self.src_id(record), self.dst_id(target)
@@ -564,16 +571,17 @@ class PageSync:
                 continue
             bc_id, crm_id = self.source.pair(sid, did)
             new.append((record, target, Coupling(self.m.name, bc_id, crm_id, last_job=self.run_id)))
-        if not new:
-            return
         if self.dry_run:
             for record, target, c in new:
                 self.done(self.src_id(record), Result.COUPLED, self.dst_id(target))
                 self._plan(c.bc_id, c.crm_id, self.source.pair(record, target)[0])
-            return
-        created = self.ctx.couplings.create_many([c for _, _, c in new])
+            return []
+        return new
+
+    def _couple_matched(self, new, stored: list[bool], pairs, matcher) -> None:
+        """The outcomes of the matched couplings ``new`` (``stored``: whether each was), then their sync."""
         coupled = []
-        for (record, target, c), ok in zip(new, created, strict=True):
+        for (record, target, c), ok in zip(new, stored, strict=True):
             if ok:
                 self.done(self.src_id(record), Result.COUPLED, self.dst_id(target))
                 self._fresh[self.src_id(record)] = self.result.outcomes[-1]
@@ -589,8 +597,14 @@ class PageSync:
             self._sync_coupled(coupled, held)
         self._fresh.clear()
 
-    def create(self, records: list[dict[str, Any]], restore: bool = False) -> None:
+    def create(self, records: list[dict[str, Any]]) -> None:
         """Create the counterparts of uncoupled records and couple them (a per-record error when refused)."""
+        created = self._stage_creates(records)
+        if created:
+            self._couple_created(created, self.ctx.couplings.create_many(created.couplings))
+
+    def _stage_creates(self, records: list[dict[str, Any]]) -> _Created | None:
+        """Create the counterparts of ``records``; the couplings to store for them (None: none to store)."""
         creatable = []
         for record in records:
             sid = self.src_id(record)
@@ -607,7 +621,7 @@ class PageSync:
                 continue
             creatable.append((record, values))
         if not creatable:
-            return
+            return None
         if self.dry_run:
             for record, _ in creatable:
                 sid = self.src_id(record)
@@ -615,8 +629,8 @@ class PageSync:
                 # The ids creates use are known now; a BC number is not.
                 bc_id, crm_id = self.source.pair(sid, self.destination.create_id(sid))
                 self._plan(bc_id, crm_id, self.source.pair(record, None)[0])
-            return
-        self._create_and_couple(creatable)
+            return None
+        return self._create_counterparts(creatable)
 
     def _plan(self, bc_id: str, crm_id: str, bc_record: dict[str, Any] | None) -> None:
         ref = bc_record.get(self.m.bc_ref_field) if bc_record and self.m.bc_ref_field else None
@@ -635,7 +649,9 @@ class PageSync:
         self._mark_success(c, record, target)
         return c
 
-    def _create_and_couple(self, creatable: list[tuple[dict[str, Any], dict[FieldMapping, Any]]]) -> None:
+    def _create_counterparts(
+        self, creatable: list[tuple[dict[str, Any], dict[FieldMapping, Any]]]
+    ) -> _Created | None:
         # A new product is a Draft whatever the body says: its state is set once it exists.
         states = [f for f in self.flow if f.transform == "product_state"]
         rows = [
@@ -660,9 +676,15 @@ class PageSync:
         if states:
             targets = {self.destination.coupling_id(c): values.get(states[0]) for c, _, _, values in created}
             self._set_states(couplings, states, targets)
+        # The write-back sets the hashes the couplings are stored with.
         write_back = self._write_back_bodies([(c, target, record) for c, target, record, _ in created])
-        won = self._store_new_couplings(couplings, sources)  # write_back set the hashes they are stored with
-        self._write_back([row for row in write_back if row[0].bc_id in won])
+        return _Created(couplings, sources, write_back) if couplings else None
+
+    def _couple_created(self, created: _Created, stored: list[bool]) -> None:
+        """The outcomes of the couplings of new records (``stored``: whether each was), then the
+        write-back of those stored (never for a record coupled elsewhere)."""
+        won = self._created_outcomes(created.couplings, created.sources, stored)
+        self._write_back([row for row in created.write_back if row[0].bc_id in won])
 
     def _set_states(
         self, couplings: list[Coupling], states: list[FieldMapping], targets: dict[str, Any]
@@ -736,13 +758,14 @@ class PageSync:
         if unsent:
             self.ctx.couplings.save_many(unsent)
 
-    def _store_new_couplings(self, couplings: list[Coupling], sources: list[str]) -> set[str]:
-        """Store the couplings of new records; the BC ids of those stored (won) are returned."""
-        created = self.ctx.couplings.create_many(couplings)
-        lost = [c.bc_id for c, ok in zip(couplings, created, strict=True) if not ok]
+    def _created_outcomes(
+        self, couplings: list[Coupling], sources: list[str], stored: list[bool]
+    ) -> set[str]:
+        """The outcome of each new record by whether its coupling was stored; the BC ids of those stored."""
+        lost = [c.bc_id for c, ok in zip(couplings, stored, strict=True) if not ok]
         winners = self.ctx.couplings.by_bc(self.m.name, lost) if lost else {}
         won = set()
-        for c, sid, ok in zip(couplings, sources, created, strict=True):
+        for c, sid, ok in zip(couplings, sources, stored, strict=True):
             did = self.destination.coupling_id(c)
             if ok:
                 won.add(c.bc_id)
@@ -753,6 +776,15 @@ class PageSync:
             else:
                 self.fail(sid, did, "created, but the record was coupled concurrently", "AlreadyCoupled")
         return won
+
+
+@dataclass
+class _Created:
+    """Counterparts created for a page, waiting for their couplings to be stored."""
+
+    couplings: list[Coupling]
+    sources: list[str]  # the source id of each
+    write_back: list[tuple[Coupling, dict[str, Any], list[FieldMapping]]]
 
 
 class _KeepField(Exception):
