@@ -27,7 +27,16 @@ def sync_worker(msg: func.QueueMessage) -> None:
         outcome = orchestrator.handle_message(context(), body)
     finally:
         memory.release()  # a slice's pages and records are gone: give their memory back
-    log.info("run=%s mapping=%s seq=%s: %s", body["run"], body["mapping"], body["seq"], outcome)
+    rss, peak = memory.usage_mb()
+    log.info(
+        "run=%s mapping=%s seq=%s: %s (rss %s MB, peak %.0f MB)",
+        body["run"],
+        body["mapping"],
+        body["seq"],
+        outcome,
+        "?" if rss is None else f"{rss:.0f}",
+        peak,
+    )
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE + "-poison", connection="AzureWebJobsStorage")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
+import resource
 
 
 @functools.cache
@@ -27,3 +29,14 @@ def release() -> None:
     trim = _trim()
     if trim is not None:
         trim(0)
+
+
+def usage_mb() -> tuple[float | None, float]:
+    """(resident now, peak so far) of this process in MB; now is None where /proc is missing."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+    try:
+        with open("/proc/self/statm") as f:
+            now = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        now = None
+    return now, max(peak, now or 0.0)

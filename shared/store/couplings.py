@@ -14,9 +14,9 @@ coupling.
 
 One-to-one is enforced by the store, with insert-only rows: the ``bc_`` row is unique because a BC id
 always hashes to the same partition; the CRM side is unique through a **claim** row per CRM id
-(``RowKey`` = the CRM id) in the claim partition of that id, inserted before the pair. A claim left
-without its pair by a crash is recognised (its pair does not exist) and taken over once it is older
-than ``CLAIM_STALE_SECONDS``, or at once by the same pair (a redone slice).
+(``RowKey`` = the CRM id) in the claim partition of that id (one of ``CLAIM_SHARDS``), inserted
+before the pair. A claim left without its pair by a crash is recognised (its pair does not exist) and
+taken over once it is older than ``CLAIM_STALE_SECONDS``, or at once by the same pair (a redone slice).
 
 Other rows: in a failures partition per mapping, the failures of uncoupled records plus a retry
 marker per coupling whose last sync failed — so finding what to retry reads a few rows, not every
@@ -49,10 +49,12 @@ from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks, is
 log = logging.getLogger("store.couplings")
 
 BC, CRM, RETRY = "bc_", "crm_", "retry_"
-# Partitions per mapping (changing it orphans stored couplings). A slice of 5,000 new couplings still
-# fills about one 100-row transaction per partition (10,000 pair rows, 5,000 claims over 128 pairs of
-# partitions), and Azurite scans a partition on every insert.
+# Pair and claim partitions per mapping (changing either orphans stored couplings). A slice of 5,000 new
+# couplings fills about one 100-row transaction per partition (10,000 pair rows over 128 partitions,
+# 5,000 claims over 64): as many transactions as fewer, fuller partitions would take, while Azurite's
+# cost of an insert grows with the rows of its partition (it scans them for the key).
 SHARDS = 128
+CLAIM_SHARDS = 64
 TABLES = 8  # tables a mapping's partitions are spread over (shard % TABLES; changing it orphans them too)
 CLAIM_STALE_SECONDS = 3600  # a claim without its pair this old was left by a crash
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="couplings")
@@ -76,8 +78,8 @@ def _span(lo: str, hi: str) -> float:
         return 1.0
 
 
-def _shard(record_id: str) -> int:
-    return zlib.crc32(record_id.encode()) % SHARDS
+def _shard(record_id: str, shards: int = SHARDS) -> int:
+    return zlib.crc32(record_id.encode()) % shards
 
 
 _WIDTH = len(str(SHARDS - 1))  # digits of a partition number, so that partitions sort as numbers
@@ -88,7 +90,7 @@ def pair_partition(mapping: str, bc_id: str) -> str:
 
 
 def claim_partition(mapping: str, crm_id: str) -> str:
-    return f"{mapping}|c{_shard(crm_id):0{_WIDTH}d}"
+    return f"{mapping}|c{_shard(crm_id, CLAIM_SHARDS):0{_WIDTH}d}"
 
 
 def _pairs_range(mapping: str) -> dict[str, str]:
