@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import requests
 from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import (
@@ -27,12 +28,26 @@ def _credential(storage: StorageSettings):
     return DefaultAzureCredential(managed_identity_client_id=storage.client_id or None)
 
 
+POOL_CONNECTIONS = 32  # the coupling store runs up to 16 reads at once, and slices run side by side
+
+
+class _TableTransport(RequestsTransport):
+    """requests' default pool keeps 10 connections per host: more concurrent requests open connections
+    that are then thrown away ("Connection pool is full"), and a connection reused just as the server
+    closes it answers a reset."""
+
+    def _init_session(self, session: requests.Session) -> None:
+        super()._init_session(session)
+        for adapter in session.adapters.values():
+            adapter.init_poolmanager(POOL_CONNECTIONS, POOL_CONNECTIONS)
+
+
 def _table_transport() -> RequestsTransport:
     """A transport that ignores the environment (``use_env_settings``: proxy and CA-bundle variables,
     ``~/.netrc``): with it, requests looks for ``~/.netrc`` and stats the CA bundle path on every request,
     ~6 % of a worker's CPU samples in a full sync (py-spy). Table Storage needs neither: the SDK signs
     each request and verifies TLS against the default trust store."""
-    return RequestsTransport(use_env_settings=False)
+    return _TableTransport(use_env_settings=False)
 
 
 def table_service(storage: StorageSettings | None = None, **options) -> TableServiceClient:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from azure.core.exceptions import HttpResponseError
+from azure.core.exceptions import HttpResponseError, ServiceResponseError
 from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient
 
@@ -32,6 +32,7 @@ from shared.errors import StorageError
 Operation = tuple
 
 _INT32 = range(-(2**31), 2**31)
+_RESENDS = 2  # a transaction whose connection broke is sent again this many times
 _PLACEHOLDER = re.compile(r"@(\w+)")
 _STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 
@@ -121,10 +122,21 @@ def submit(table: TableClient, operations: Iterable[Operation]) -> None:
         },
         content=body,
     )
-    response = table._client.send_request(  # noqa: SLF001 — the client's pipeline: auth, retries
-        request, stream=True, raw_request_hook=lambda _: usage.table_batch(len(ops))
-    )
-    raw = response.read()
+    for attempt in range(_RESENDS + 1):
+        try:
+            response = table._client.send_request(  # noqa: SLF001 — the client's pipeline: auth, retries
+                request, stream=True, raw_request_hook=lambda _: usage.table_batch(len(ops))
+            )
+            raw = response.read()
+            break
+        except ServiceResponseError:
+            # The connection broke after the request went out (the SDK resends only idempotent methods):
+            # the transaction may have committed. Sending it again is what a redelivered slice does, and
+            # every caller takes a replay: a create it made answers 409 and is recognised row by row, a
+            # delete answers 404, a marker is an upsert.
+            if attempt == _RESENDS:
+                raise
+            usage.add("table_resends")
     if response.status_code != 202:
         text = raw[:500].decode(errors="replace")
         raise HttpResponseError(

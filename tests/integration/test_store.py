@@ -6,10 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ServiceResponseError
 
 from shared import usage
-from shared.store import table_wire
+from shared.settings import StorageSettings
+from shared.store import clients, table_wire
 from shared.store.couplings import CLAIM_STALE_SECONDS, SHARDS, Coupling, CouplingStore
 from shared.store.errors import ErrorStore, SyncError, parse_error_id
 from shared.store.jobs import Job, JobStore
@@ -349,3 +350,35 @@ def test_mappings_seed_edit_and_reset(tables):
     assert store.by_name()["CUSTOMER"].sync_only_coupled is False
     store.reset()
     assert store.by_name()["CUSTOMER"].sync_only_coupled is True
+
+
+class _AnswerLost(clients._TableTransport):
+    """Sends each of the first ``lose`` transactions to Azurite, then breaks the connection before its
+    answer arrives: the transaction committed, the client cannot know."""
+
+    def __init__(self, lose: int, **kwargs):
+        super().__init__(**kwargs)
+        self.lose = lose
+
+    def send(self, request, **kwargs):
+        response = super().send(request, **kwargs)
+        if request.url.endswith("/$batch") and self.lose > 0:
+            self.lose -= 1
+            raise ServiceResponseError("Connection aborted: reset by peer (simulated)")
+        return response
+
+
+def test_a_transaction_whose_answer_is_lost_is_sent_again_and_its_replay_recognised(
+    storage_connection_string, unique_name
+):
+    service = clients.table_service(
+        StorageSettings(storage_connection_string, "", ""), transport=_AnswerLost(2, use_env_settings=False)
+    )
+    store = CouplingStore(Tables(service, prefix=unique_name))
+    couplings = [Coupling("CUSTOMER", gid(), gid()) for _ in range(3)]
+    with usage.meter() as meter:
+        assert store.create_many(couplings) == [True, True, True]  # claims, then pairs: both resent
+    assert meter.counts()["table_resends"] == 2
+    for c in couplings:
+        assert store.get("CUSTOMER", crm_id=c.crm_id).bc_id == c.bc_id
+    assert not store.create(Coupling("CUSTOMER", gid(), couplings[0].crm_id))  # still one-to-one
