@@ -32,8 +32,9 @@ from shared.connectors.odata import any_of, call, canonical_guid, eq, or_
 from shared.contracts import bc_entities, dataverse_tables
 from shared.mappings import Mapping
 from shared.model.status import Pass
-from shared.store.couplings import TABLES, Coupling
+from shared.store.couplings import Coupling, is_continuation
 from shared.store.jobs import Job
+from shared.store.tables import is_table_token
 from shared.sync.records import ID_CHUNK
 
 if TYPE_CHECKING:
@@ -70,27 +71,11 @@ def decode_token(text: str | None) -> dict[str, Any] | None:
         token = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise bad from None
-    # A Table Storage token names the next partition and row key; the coupling store's names which of a
-    # mapping's tables goes on, and that table's token. Nothing else is passed on.
-    if isinstance(token, dict) and set(token) == {"table", "token"}:
-        table = token["table"]
-        if not isinstance(table, int) or isinstance(table, bool) or not 0 <= table < TABLES:
-            raise bad
-        if token["token"] is not None and not _table_token(token["token"]):
-            raise bad
-        return token
-    if not _table_token(token):
+    # A Table Storage token, or the coupling store's (which of a mapping's tables goes on, and its
+    # token). Nothing else is passed on.
+    if not (is_table_token(token) or is_continuation(token)):
         raise bad
     return token
-
-
-def _table_token(token: Any) -> bool:
-    return (
-        isinstance(token, dict)
-        and bool(token)
-        and set(token) <= {"PartitionKey", "RowKey"}
-        and all(v is None or (isinstance(v, str) and len(v) <= 1024) for v in token.values())
-    )
 
 
 def _limit(params: dict[str, str], default: int = PAGE_DEFAULT) -> int:

@@ -44,7 +44,16 @@ from shared import usage
 from shared.model.status import CouplingResult
 from shared.store import table_wire
 from shared.store.table_wire import TransactionFailed
-from shared.store.tables import COUPLINGS, TRANSACTION_LIMIT, Tables, chunks, iso, now, parse_iso
+from shared.store.tables import (
+    COUPLINGS,
+    TRANSACTION_LIMIT,
+    Tables,
+    chunks,
+    is_table_token,
+    iso,
+    now,
+    parse_iso,
+)
 
 log = logging.getLogger("store.couplings")
 
@@ -188,6 +197,18 @@ def couplings_table(mapping: str, table: int | None) -> str:
     )
 
 
+def is_continuation(token: Any) -> bool:
+    """Whether ``token`` has the shape of ``CouplingStore.list``'s continuation: which of the mapping's
+    tables goes on, and that table's Table Storage token (None: from its start)."""
+    return (
+        isinstance(token, dict)
+        and set(token) == {"table", "token"}
+        and type(token["table"]) is int
+        and 0 <= token["table"] < TABLES
+        and (token["token"] is None or is_table_token(token["token"]))
+    )
+
+
 _EXISTING: set[str] = set()  # coupling tables this process created or found (account | table)
 
 
@@ -307,20 +328,7 @@ class CouplingStore:
         mapping's tables are read one after the other."""
         query, params = self._query(mapping, where)
         at = json.loads(continuation) if continuation else {"table": 0, "token": None}
-        if not (
-            isinstance(at, dict)
-            and set(at) == {"table", "token"}
-            and type(at["table"]) is int
-            and 0 <= at["table"] < TABLES
-            and (
-                at["token"] is None
-                or (
-                    isinstance(at["token"], dict)
-                    and set(at["token"]) <= {"PartitionKey", "RowKey"}
-                    and all(isinstance(v, str | None) for v in at["token"].values())
-                )
-            )
-        ):
+        if not is_continuation(at):
             raise ValueError("malformed continuation token")
         table, token = at["table"], at["token"]
         items: list[Coupling] = []

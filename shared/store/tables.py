@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
+from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient
@@ -54,6 +55,17 @@ def iso(value: datetime | None) -> str | None:
 
 def parse_iso(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def is_table_token(token: Any) -> bool:
+    """Whether ``token`` has the shape of a Table Storage continuation token: the next partition and/or
+    row key (each at most 1 KiB, the service's key limit), nothing else."""
+    return (
+        isinstance(token, dict)
+        and bool(token)
+        and set(token) <= {"PartitionKey", "RowKey"}
+        and all(v is None or (isinstance(v, str) and len(v) <= 1024) for v in token.values())
+    )
 
 
 def chunks(items: list, size: int):

@@ -683,7 +683,20 @@ class PageSync:
     def _couple_created(self, created: _Created, stored: list[bool]) -> None:
         """The outcomes of the couplings of new records (``stored``: whether each was), then the
         write-back of those stored (never for a record coupled elsewhere)."""
-        won = self._created_outcomes(created.couplings, created.sources, stored)
+        couplings = created.couplings
+        lost = [c.bc_id for c, ok in zip(couplings, stored, strict=True) if not ok]
+        winners = self.ctx.couplings.by_bc(self.m.name, lost) if lost else {}
+        won = set()
+        for c, sid, ok in zip(couplings, created.sources, stored, strict=True):
+            did = self.destination.coupling_id(c)
+            if ok:
+                won.add(c.bc_id)
+                self.done(sid, Result.INSERTED, did)
+            elif (w := winners.get(c.bc_id)) is not None and w.crm_id == c.crm_id:
+                # A concurrent action (a record action, another worker) created and coupled the same pair.
+                self.done(sid, Result.UNCHANGED, did, "created and coupled concurrently")
+            else:
+                self.fail(sid, did, "created, but the record was coupled concurrently", "AlreadyCoupled")
         self._write_back([row for row in created.write_back if row[0].bc_id in won])
 
     def _set_states(
@@ -757,25 +770,6 @@ class PageSync:
             unsent.append(c)
         if unsent:
             self.ctx.couplings.save_many(unsent)
-
-    def _created_outcomes(
-        self, couplings: list[Coupling], sources: list[str], stored: list[bool]
-    ) -> set[str]:
-        """The outcome of each new record by whether its coupling was stored; the BC ids of those stored."""
-        lost = [c.bc_id for c, ok in zip(couplings, stored, strict=True) if not ok]
-        winners = self.ctx.couplings.by_bc(self.m.name, lost) if lost else {}
-        won = set()
-        for c, sid, ok in zip(couplings, sources, stored, strict=True):
-            did = self.destination.coupling_id(c)
-            if ok:
-                won.add(c.bc_id)
-                self.done(sid, Result.INSERTED, did)
-            elif (w := winners.get(c.bc_id)) is not None and w.crm_id == c.crm_id:
-                # A concurrent action (a record action, another worker) created and coupled the same pair.
-                self.done(sid, Result.UNCHANGED, did, "created and coupled concurrently")
-            else:
-                self.fail(sid, did, "created, but the record was coupled concurrently", "AlreadyCoupled")
-        return won
 
 
 @dataclass
